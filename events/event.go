@@ -1,0 +1,53 @@
+package events
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+)
+
+// MaxIDHeaderLen bounds a producer-chosen event id (the Nats-Msg-Id header or an
+// HTTP Idempotency-Key).
+const MaxIDHeaderLen = 128
+
+// Event is a validated notification on its way to channels.
+type Event struct {
+	ID       string    // the Nats-Msg-Id, or an id the dispatcher assigned
+	Address            // account, user (possibly AllUsers) and type
+	Payload  Payload   // validated, sanitized payload
+	Body     []byte    // Payload's canonical JSON encoding, encoded once
+	Accepted time.Time // when NATS or the HTTP API accepted the event
+}
+
+// NewID returns a fresh ULID: sortable by time, unique without coordination.
+func NewID() string {
+	return ulid.MustNew(ulid.Now(), rand.Reader).String()
+}
+
+// StreamID derives the id of an event that was published without Nats-Msg-Id from its
+// place in the stream, so every consumer of the same message agrees on it without
+// talking to the others. The result is a ULID whose time part is the stream timestamp.
+func StreamID(stamp time.Time, seq uint64) string {
+	var entropy [10]byte
+	binary.BigEndian.PutUint64(entropy[2:], seq)
+	var id ulid.ULID
+	_ = id.SetTime(ulid.Timestamp(stamp))
+	_ = id.SetEntropy(entropy[:])
+	return id.String()
+}
+
+// CheckID validates a producer-chosen event id: 1 to MaxIDHeaderLen printable ASCII
+// characters without spaces, so it is safe in headers, logs and URL paths.
+func CheckID(id string) error {
+	if id == "" || len(id) > MaxIDHeaderLen {
+		return FieldError("id", "must be 1 to %d characters", MaxIDHeaderLen)
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] <= ' ' || id[i] > '~' {
+			return FieldError("id", "must be printable ASCII without spaces")
+		}
+	}
+	return nil
+}
