@@ -1,0 +1,126 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/kommo-notify/notify/channels"
+)
+
+// Dispatcher routes notification events from NATS to channels.
+type Dispatcher struct {
+	cfg      Config
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	log      *slog.Logger
+	metrics  *Metrics
+	channels map[string]channels.Channel
+	dedup    *dedup
+	ready    atomic.Bool
+}
+
+// New checks cfg and returns a dispatcher on nc. Nothing is provisioned or consumed
+// until Run. The connection stays the caller's: drain it after Run returns.
+func New(nc *nats.Conn, cfg Config) (*Dispatcher, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("dispatcher: %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("dispatcher: jetstream: %w", err)
+	}
+	d := &Dispatcher{
+		cfg:      cfg,
+		nc:       nc,
+		js:       js,
+		log:      cfg.Logger,
+		metrics:  NewMetrics(cfg.Registerer),
+		channels: make(map[string]channels.Channel, len(cfg.Channels)),
+		dedup:    newDedup(cfg.DedupWindow, popupDedupCapacity),
+	}
+	for _, ch := range cfg.Channels {
+		d.channels[ch.Name()] = ch
+	}
+	return d, nil
+}
+
+// Metrics returns the router's metrics, shared with the HTTP API for rejections.
+func (d *Dispatcher) Metrics() *Metrics { return d.metrics }
+
+// Provision creates or updates the streams and consumers; from then on the
+// dispatcher is ready to take events, even before Run routes them (JetStream keeps
+// them). Run calls it too; calling it first lets a daemon fail early and serve
+// producers at once.
+func (d *Dispatcher) Provision(ctx context.Context) error {
+	if err := provision(ctx, d.js, &d.cfg); err != nil {
+		return err
+	}
+	d.ready.Store(true)
+	return nil
+}
+
+// Run provisions the streams, then routes until ctx ends. On the way out it stops
+// taking new events, lets in-flight sends finish within ShutdownTimeout (handing the
+// rest back to JetStream for redelivery), and closes the channels.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	if err := d.Provision(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it started
+		}
+		return fmt.Errorf("dispatcher: %w", err)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, ch := range d.cfg.Channels {
+		if r, ok := ch.(channels.Runner); ok {
+			g.Go(func() error {
+				if err := r.Run(gctx); err != nil && !errors.Is(err, context.Canceled) {
+					return fmt.Errorf("channel %s: %w", ch.Name(), err)
+				}
+				return nil
+			})
+		}
+	}
+	g.Go(func() error { return d.routePopups(gctx) })
+	for _, name := range durableChannels() {
+		g.Go(func() error { return d.consume(gctx, d.channels[name]) })
+	}
+	g.Go(func() error { d.sample(gctx); return nil })
+	d.log.Info("dispatcher routing", "channels", durableChannels(), "replicas", d.cfg.Replicas,
+		"dedup_window", d.cfg.DedupWindow.String())
+	err := g.Wait()
+	d.ready.Store(false)
+	d.closeChannels()
+	return err
+}
+
+// Ready reports whether the dispatcher can take events: connected to NATS, with its
+// streams provisioned and not shutting down.
+func (d *Dispatcher) Ready() error {
+	if !d.ready.Load() {
+		return errors.New("streams not provisioned")
+	}
+	if !d.nc.IsConnected() {
+		return errors.New("NATS not connected")
+	}
+	return nil
+}
+
+func (d *Dispatcher) closeChannels() {
+	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownTimeout)
+	defer cancel()
+	for _, ch := range d.cfg.Channels {
+		if c, ok := ch.(channels.Closer); ok {
+			if err := c.Close(ctx); err != nil {
+				d.log.Error("close channel", "channel", ch.Name(), "error", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,84 @@
+package dispatcher
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+)
+
+// RouterChannel names dead letters of events that never reached a channel.
+const RouterChannel = "router"
+
+// Dead-letter reasons, the Notify-Reason header.
+const (
+	ReasonInvalid     = "invalid"
+	ReasonPermanent   = "permanent"
+	ReasonMaxAttempts = "max_attempts"
+)
+
+// Dead-letter headers.
+const (
+	HeaderEventID  = "Notify-Event-Id"
+	HeaderReason   = "Notify-Reason"
+	HeaderError    = "Notify-Error"
+	HeaderAttempts = "Notify-Attempts"
+)
+
+// maxErrorHeader keeps an error message from bloating a header.
+const maxErrorHeader = 1024
+
+type deadLetter struct {
+	channel, account, user, typ string
+	eventID, reason             string
+	err                         error
+	attempts                    int
+	body                        []byte // the original payload
+}
+
+// DLQSubject is dlq.<channel>.<account>.<user>.<type>.
+func DLQSubject(channel, account, user, typ string) string {
+	return strings.Join([]string{DLQPrefix, channel, account, user, typ}, ".")
+}
+
+// deadLetter stores one dead letter and waits for the stream's acknowledgement. It
+// carries no Nats-Msg-Id: two dead letters of one event are two messages.
+func (d *Dispatcher) deadLetter(ctx context.Context, dl deadLetter) error {
+	msg := nats.NewMsg(DLQSubject(dl.channel, dl.account, dl.user, dl.typ))
+	msg.Data = dl.body
+	msg.Header.Set(HeaderEventID, dl.eventID)
+	msg.Header.Set(HeaderReason, dl.reason)
+	msg.Header.Set(HeaderAttempts, strconv.Itoa(dl.attempts))
+	if dl.err != nil {
+		msg.Header.Set(HeaderError, headerSafe(dl.err.Error()))
+	}
+	if _, err := d.js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("dead letter %s: %w", dl.eventID, err)
+	}
+	return nil
+}
+
+// splitTail splits <account>.<user>.<type>, whatever the tokens hold.
+func splitTail(tail string) (account, user, typ string) {
+	parts := strings.SplitN(tail, ".", 3)
+	for len(parts) < 3 {
+		parts = append(parts, "_")
+	}
+	return parts[0], parts[1], parts[2]
+}
+
+// headerSafe makes s a single-line header value of bounded length.
+func headerSafe(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > maxErrorHeader {
+		s = s[:maxErrorHeader]
+	}
+	return s
+}

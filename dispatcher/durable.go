@@ -1,0 +1,211 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/kommo-notify/notify/channels"
+	"github.com/kommo-notify/notify/events"
+)
+
+// consume feeds one channel from its durable consumer until ctx ends, with at most
+// Concurrency sends in flight. The client buffers no more messages than it can work on,
+// so ack timers never run out in the buffer (LIBRARIES.md). If the consumer goes away
+// (deleted, or the connection closed for good) it is provisioned again and consuming
+// resumes.
+func (d *Dispatcher) consume(ctx context.Context, ch channels.Channel) error {
+	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSends()
+	var inflight sync.WaitGroup
+	defer func() {
+		// Stopped taking work: give in-flight sends ShutdownTimeout, then cancel them;
+		// a cancelled send is handed back to JetStream and redelivered.
+		done := make(chan struct{})
+		go func() { inflight.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(d.cfg.ShutdownTimeout):
+			cancelSends()
+			<-done
+		}
+	}()
+
+	slots := make(chan struct{}, d.cfg.Concurrency)
+	log := d.log.With("channel", ch.Name())
+	for retry := time.Duration(0); ; {
+		if ctx.Err() != nil {
+			return nil
+		}
+		err := d.consumeOnce(ctx, ch, slots, &inflight, func(m jetstream.Msg) {
+			defer func() { <-slots; inflight.Done() }()
+			d.handleDurable(sendCtx, ch, m)
+		})
+		if ctx.Err() != nil {
+			return nil
+		}
+		retry = min(max(2*retry, 100*time.Millisecond), 5*time.Second)
+		log.Warn("consumer interrupted, resuming", "error", err, "in", retry.String())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(retry):
+		}
+		if err := d.Provision(ctx); err != nil && ctx.Err() == nil {
+			log.Error("provision after interruption", "error", err)
+		}
+	}
+}
+
+// consumeOnce pulls from the channel's consumer until ctx ends or the iterator fails.
+func (d *Dispatcher) consumeOnce(ctx context.Context, ch channels.Channel, slots chan struct{}, inflight *sync.WaitGroup, handle func(jetstream.Msg)) error {
+	cons, err := d.js.Consumer(ctx, StreamName, ch.Name())
+	if err != nil {
+		return err
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(d.cfg.Concurrency))
+	if err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, it.Drain) // buffered messages are still handled
+	defer stop()
+	defer it.Stop()
+	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		m, err := it.Next()
+		if err != nil {
+			<-slots
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) && ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		inflight.Add(1)
+		go handle(m)
+	}
+}
+
+// owner is the channel whose consumer speaks for the router about each durable event:
+// it counts the event as received and dead-letters it when it is invalid. Every
+// consumer validates (it is cheap and deterministic), but only one reports.
+func owner() string { return durableChannels()[0] }
+
+// handleDurable delivers one stored event through one channel and acknowledges it,
+// asks for redelivery with backoff, or dead-letters it.
+func (d *Dispatcher) handleDurable(ctx context.Context, ch channels.Channel, m jetstream.Msg) {
+	meta, err := m.Metadata()
+	if err != nil {
+		d.log.Error("message without metadata", "channel", ch.Name(), "subject", m.Subject(), "error", err)
+		_ = m.Term()
+		return
+	}
+	attempt := int(meta.NumDelivered)
+	reports := ch.Name() == owner()
+	ev, _, err := decode(m.Subject(), m.Headers(), m.Data(), meta.Timestamp, func() string {
+		return events.StreamID(meta.Timestamp, meta.Sequence.Stream)
+	})
+	if err != nil {
+		d.rejectDurable(ctx, m, reports, attempt, err)
+		return
+	}
+	if reports && attempt == 1 {
+		d.metrics.Received(ev.Type)
+	}
+
+	if isLive(ch) && time.Since(ev.Accepted) > d.cfg.PopupMaxAge {
+		d.record(ch.Name(), ev, ev.User, attempt, result{outcome: OutcomeSkipped, reason: channels.ReasonExpired})
+		d.ack(m, ch.Name(), ev.ID)
+		return
+	}
+	users, err := d.recipients(ctx, ch, ev)
+	if err != nil {
+		d.log.Warn("resolve recipients, will retry", "event_id", ev.ID, "channel", ch.Name(), "error", err)
+		d.nak(m, ch.Name(), ev.ID, d.backoff(attempt, err))
+		return
+	}
+	var retry time.Duration
+	for _, user := range users {
+		r := d.send(ctx, ch, ev, user, attempt)
+		switch {
+		case r.outcome == OutcomeRetry && isLive(ch):
+			r.outcome = OutcomeFailed // a live pop-up is not retried
+		case r.outcome == OutcomeRetry && attempt >= d.cfg.MaxAttempts:
+			r = d.deadLetterDelivery(ctx, ch.Name(), m, ev, user, attempt, ReasonMaxAttempts, r)
+		case r.outcome == OutcomeFailed && !isLive(ch):
+			r = d.deadLetterDelivery(ctx, ch.Name(), m, ev, user, attempt, ReasonPermanent, r)
+		}
+		d.record(ch.Name(), ev, user, attempt, r)
+		if r.outcome == OutcomeRetry {
+			retry = max(retry, d.backoff(attempt, r.err))
+		}
+	}
+	if retry > 0 {
+		d.nak(m, ch.Name(), ev.ID, retry)
+		return
+	}
+	d.ack(m, ch.Name(), ev.ID)
+}
+
+// deadLetterDelivery moves a delivery that will never succeed to the dead-letter
+// stream. If the dead letter cannot be written the delivery is retried instead, so
+// nothing is dropped without a trace.
+func (d *Dispatcher) deadLetterDelivery(ctx context.Context, channel string, m jetstream.Msg, ev *events.Event, user string, attempt int, reason string, r result) result {
+	err := d.deadLetter(ctx, deadLetter{
+		channel: channel, account: ev.Account, user: user, typ: string(ev.Type),
+		eventID: ev.ID, reason: reason, err: r.err, attempts: attempt, body: m.Data(),
+	})
+	if err != nil {
+		d.log.Error("write dead letter", "event_id", ev.ID, "channel", channel, "error", err)
+		return result{outcome: OutcomeRetry, err: r.err}
+	}
+	return result{outcome: OutcomeDead, err: r.err}
+}
+
+// rejectDurable dead-letters an invalid stored event (reason invalid, channel router)
+// and terminates it: retrying cannot make it valid.
+func (d *Dispatcher) rejectDurable(ctx context.Context, m jetstream.Msg, reports bool, attempt int, cause error) {
+	if !reports {
+		_ = m.Term()
+		return
+	}
+	tail := strings.TrimPrefix(m.Subject(), events.SubjectPrefix+".")
+	account, user, typ := splitTail(tail)
+	id := m.Headers().Get(jetstream.MsgIDHeader)
+	if id == "" {
+		if meta, err := m.Metadata(); err == nil {
+			id = events.StreamID(meta.Timestamp, meta.Sequence.Stream)
+		}
+	}
+	err := d.deadLetter(ctx, deadLetter{
+		channel: RouterChannel, account: account, user: user, typ: typ,
+		eventID: id, reason: ReasonInvalid, err: cause, attempts: attempt, body: m.Data(),
+	})
+	if err != nil {
+		d.log.Error("write dead letter", "event_id", id, "channel", RouterChannel, "error", err)
+		d.nak(m, RouterChannel, id, d.backoff(attempt, err))
+		return
+	}
+	d.metrics.Rejected(typeLabel(m.Subject()), errorCode(cause))
+	d.log.Warn("durable event rejected", "event_id", id, "subject", m.Subject(), "error", cause)
+	_ = m.Term()
+}
+
+func (d *Dispatcher) ack(m jetstream.Msg, channel, id string) {
+	if err := m.Ack(); err != nil {
+		d.log.Warn("ack", "event_id", id, "channel", channel, "error", err)
+	}
+}
+
+func (d *Dispatcher) nak(m jetstream.Msg, channel, id string, delay time.Duration) {
+	if err := m.NakWithDelay(delay); err != nil {
+		d.log.Warn("nak", "event_id", id, "channel", channel, "error", err)
+	}
+}

@@ -1,0 +1,89 @@
+package dispatcher
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/kommo-notify/notify/events"
+)
+
+// Stream names, part of the contract.
+const (
+	StreamName    = "NOTIFY"
+	DLQStreamName = "NOTIFY_DLQ"
+	DLQPrefix     = "dlq"
+)
+
+// streamConfig is the NOTIFY stream: every durable event, kept until each channel's
+// consumer has acknowledged it (interest retention), deduplicated by Nats-Msg-Id.
+func (c *Config) streamConfig() jetstream.StreamConfig {
+	var subjects []string
+	for _, t := range events.Types() {
+		if t.Durable() {
+			subjects = append(subjects, events.SubjectFilter(t))
+		}
+	}
+	return jetstream.StreamConfig{
+		Name:        StreamName,
+		Description: "Durable notification events (add_error, add_call) awaiting their channels",
+		Subjects:    subjects,
+		Retention:   jetstream.InterestPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.Replicas,
+		Duplicates:  c.DedupWindow,
+		MaxAge:      c.MaxAge,
+		Discard:     jetstream.DiscardOld,
+	}
+}
+
+// dlqConfig is NOTIFY_DLQ: dead letters, kept for inspection and replay. No dedup
+// window: two dead letters of one event are two messages.
+func (c *Config) dlqConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        DLQStreamName,
+		Description: "Dead-lettered notification deliveries",
+		Subjects:    []string{DLQPrefix + ".>"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.Replicas,
+		MaxAge:      c.DLQMaxAge,
+		Discard:     jetstream.DiscardOld,
+	}
+}
+
+// consumerConfig is the durable consumer of one channel. Each channel has its own, so
+// a slow or failing medium never holds back another.
+func (c *Config) consumerConfig(channel string) jetstream.ConsumerConfig {
+	stream := c.streamConfig()
+	return jetstream.ConsumerConfig{
+		Durable:        channel,
+		Description:    "Durable notification events for the " + channel + " channel",
+		FilterSubjects: stream.Subjects,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        c.AckWait,
+		// One more than the router's own limit: the router dead-letters on its last
+		// attempt, the server's limit only catches crashes that repeat on one message.
+		MaxDeliver:    c.MaxAttempts + 1,
+		MaxAckPending: c.Concurrency * 4,
+		Replicas:      c.Replicas,
+	}
+}
+
+// provision creates or updates the streams and the channel consumers. It is safe to
+// run from any number of dispatchers at once and on every start.
+func provision(ctx context.Context, js jetstream.JetStream, cfg *Config) error {
+	for _, sc := range []jetstream.StreamConfig{cfg.streamConfig(), cfg.dlqConfig()} {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("provision stream %s: %w", sc.Name, err)
+		}
+	}
+	for _, ch := range durableChannels() {
+		if _, err := js.CreateOrUpdateConsumer(ctx, StreamName, cfg.consumerConfig(ch)); err != nil {
+			return fmt.Errorf("provision consumer %s: %w", ch, err)
+		}
+	}
+	return nil
+}
