@@ -1,0 +1,164 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is every setting of the daemon. Each has a flag and an environment variable;
+// the flag beats the variable, which beats the default.
+type config struct {
+	HTTPAddr        string
+	BaseURL         string
+	APIKeys         string
+	AdminKeys       string
+	NATSURL         string
+	NATSCreds       string
+	DataDir         string
+	NATSListen      string
+	RateLimit       float64
+	DedupWindow     time.Duration
+	Replicas        int
+	ShutdownTimeout time.Duration
+	LogFormat       string
+	LogLevel        string
+}
+
+// setting is one flag, its variable, its help and its default.
+type setting struct{ flag, env, usage, def string }
+
+// parseConfig reads flags and environment. --help prints the usage on stdout and
+// returns flag.ErrHelp; any other problem is one error naming the setting.
+func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("dispatcher", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are reported in one line by the caller
+	fs.Usage = func() {
+		fmt.Fprintf(stdout, "Usage: dispatcher [flags]\n\nThe notification dispatcher. Every flag also reads the environment variable in brackets;\na flag beats its variable, which beats the default.\n\n")
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	var errs []error
+	str := func(p *string, s setting) {
+		fs.StringVar(p, s.flag, envOr(getenv, s.env, s.def), s.usage+" ("+s.env+")")
+	}
+	num := func(p *float64, s setting) {
+		v, err := strconv.ParseFloat(envOr(getenv, s.env, s.def), 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: not a number", s.env))
+		}
+		fs.Float64Var(p, s.flag, v, s.usage+" ("+s.env+")")
+	}
+	integer := func(p *int, s setting) {
+		v, err := strconv.Atoi(envOr(getenv, s.env, s.def))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: not an integer", s.env))
+		}
+		fs.IntVar(p, s.flag, v, s.usage+" ("+s.env+")")
+	}
+	dur := func(p *time.Duration, s setting) {
+		v, err := time.ParseDuration(envOr(getenv, s.env, s.def))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: not a duration such as 10m", s.env))
+		}
+		fs.DurationVar(p, s.flag, v, s.usage+" ("+s.env+")")
+	}
+
+	str(&c.HTTPAddr, setting{"http-addr", "NOTIFY_HTTP_ADDR", "HTTP listen address", ":8080"})
+	str(&c.BaseURL, setting{"base-url", "NOTIFY_BASE_URL", "public URL of the CRM, for links in email and push (default http://localhost:<http port>)", ""})
+	str(&c.APIKeys, setting{"api-keys", "NOTIFY_API_KEYS", "producer keys, comma-separated key or account:key (default: generated under the data dir)", ""})
+	str(&c.AdminKeys, setting{"admin-keys", "NOTIFY_ADMIN_KEYS", "admin keys, comma-separated (default: generated under the data dir)", ""})
+	str(&c.NATSURL, setting{"nats-url", "NATS_URL", "NATS servers to join; empty runs an embedded server", ""})
+	str(&c.NATSCreds, setting{"nats-creds", "NATS_CREDS", "NATS credentials file", ""})
+	str(&c.DataDir, setting{"data-dir", "NOTIFY_DATA_DIR", "data directory: embedded JetStream store and generated secrets", "./data"})
+	str(&c.NATSListen, setting{"nats-listen", "NOTIFY_NATS_LISTEN", "client address of the embedded NATS server", "127.0.0.1:4222"})
+	num(&c.RateLimit, setting{"rate-limit", "NOTIFY_RATE_LIMIT", "HTTP events per second per account (burst twice that)", "1000"})
+	dur(&c.DedupWindow, setting{"dedup-window", "NOTIFY_DEDUP_WINDOW", "Nats-Msg-Id deduplication window", "10m"})
+	integer(&c.Replicas, setting{"replicas", "NOTIFY_REPLICAS", "stream replicas; 0 picks 3 on a cluster, 1 otherwise", "0"})
+	dur(&c.ShutdownTimeout, setting{"shutdown-timeout", "NOTIFY_SHUTDOWN_TIMEOUT", "how long in-flight deliveries may finish on shutdown", "10s"})
+	str(&c.LogFormat, setting{"log-format", "NOTIFY_LOG_FORMAT", "log format: text or json", "text"})
+	str(&c.LogLevel, setting{"log-level", "NOTIFY_LOG_LEVEL", "log level: debug, info, warn or error", "info"})
+
+	if len(errs) > 0 {
+		return nil, errs[0]
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.Usage()
+		}
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return c, c.validate()
+}
+
+func envOr(getenv func(string) string, key, def string) string {
+	if v := getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// validate names the first setting that cannot work, by its variable.
+func (c *config) validate() error {
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		return fmt.Errorf("NOTIFY_HTTP_ADDR: %q is not host:port", c.HTTPAddr)
+	}
+	if c.NATSURL == "" {
+		if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
+			return fmt.Errorf("NOTIFY_NATS_LISTEN: %q is not host:port", c.NATSListen)
+		}
+	} else {
+		for _, u := range strings.Split(c.NATSURL, ",") {
+			if pu, err := url.Parse(strings.TrimSpace(u)); err != nil || pu.Host == "" {
+				return fmt.Errorf("NATS_URL: %q is not a list of nats://host:port URLs", c.NATSURL)
+			}
+		}
+	}
+	if c.DataDir == "" {
+		return errors.New("NOTIFY_DATA_DIR: may not be empty")
+	}
+	if c.BaseURL == "" {
+		_, port, _ := net.SplitHostPort(c.HTTPAddr)
+		c.BaseURL = "http://localhost:" + port
+	}
+	if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("NOTIFY_BASE_URL: %q is not an absolute http(s) URL", c.BaseURL)
+	}
+	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	if c.RateLimit <= 0 {
+		return errors.New("NOTIFY_RATE_LIMIT: must be above 0")
+	}
+	if c.DedupWindow < time.Second {
+		return errors.New("NOTIFY_DEDUP_WINDOW: must be at least 1s")
+	}
+	switch c.Replicas {
+	case 0, 1, 3, 5:
+	default:
+		return errors.New("NOTIFY_REPLICAS: must be 1, 3 or 5 (0 picks by deployment)")
+	}
+	if c.ShutdownTimeout <= 0 {
+		return errors.New("NOTIFY_SHUTDOWN_TIMEOUT: must be above 0")
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return errors.New("NOTIFY_LOG_FORMAT: must be text or json")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return errors.New("NOTIFY_LOG_LEVEL: must be debug, info, warn or error")
+	}
+	return nil
+}

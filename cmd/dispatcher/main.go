@@ -1,0 +1,313 @@
+// Command dispatcher is the notification daemon: it routes notification events from
+// NATS to the websocket relay and the channel workers, and serves the HTTP API. With no
+// NATS_URL it embeds a NATS server with JetStream, so `go run ./cmd/dispatcher` is the
+// whole system on one machine.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/kommo-notify/notify/channels"
+	"github.com/kommo-notify/notify/channels/relay"
+	"github.com/kommo-notify/notify/dispatcher"
+	"github.com/kommo-notify/notify/dispatcher/httpapi"
+	"github.com/kommo-notify/notify/events/producer"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, nil))
+}
+
+// endpoints are where a started daemon can be reached.
+type endpoints struct {
+	HTTP string // http://host:port
+	NATS string // the client URL of the NATS server in use
+}
+
+// configError is a bad setting found after parsing (a key list, a taken port): the
+// daemon stops with one line naming it and exit code 2.
+type configError struct{ err error }
+
+func (e configError) Error() string { return e.err.Error() }
+func (e configError) Unwrap() error { return e.err }
+
+// run is the daemon from arguments to exit code: 0 after a clean shutdown, 1 when it
+// failed while running, 2 for a bad setting. started, when not nil, is told the
+// endpoints once the daemon serves.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, started func(endpoints)) int {
+	cfg, err := parseConfig(args, getenv, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "dispatcher: %v\n", err)
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+	if err := serve(ctx, cfg, log, stdout, started); err != nil {
+		fmt.Fprintf(stderr, "dispatcher: %v\n", err)
+		if errors.As(err, new(configError)) {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+func newLogger(cfg *config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func serve(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer, started func(endpoints)) error {
+	apiKeys, adminKeys, err := keys(cfg, log)
+	if err != nil {
+		return err
+	}
+
+	natsURL := cfg.NATSURL
+	var embedded *server.Server
+	if natsURL == "" {
+		embedded, err = dispatcher.StartEmbedded(dispatcher.EmbeddedConfig{
+			Listen:   cfg.NATSListen,
+			StoreDir: filepath.Join(cfg.DataDir, "jetstream"),
+		})
+		if err != nil {
+			return configError{fmt.Errorf("NOTIFY_NATS_LISTEN: %w", err)}
+		}
+		defer func() {
+			embedded.Shutdown()
+			embedded.WaitForShutdown()
+		}()
+		natsURL = embedded.ClientURL()
+		log.Info("embedded NATS server started", "url", natsURL, "store", filepath.Join(cfg.DataDir, "jetstream"))
+	}
+	nc, err := connect(ctx, natsURL, cfg.NATSCreds, log)
+	if err != nil {
+		return err
+	}
+	defer drain(nc, log)
+
+	replicas := cfg.Replicas
+	if replicas == 0 {
+		replicas = 1
+		if nc.ConnectedClusterName() != "" {
+			replicas = 3
+		}
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	rl, err := relay.New(relay.Config{Conn: nc, Logger: log})
+	if err != nil {
+		return err
+	}
+	chans := []channels.Channel{rl}
+	for _, name := range []string{channels.Center, channels.Email, channels.Push} {
+		log.Warn("channel disabled: deliveries are recorded as skipped", "channel", name, "reason", channels.ReasonChannelDisabled)
+		chans = append(chans, channels.Disabled(name))
+	}
+
+	d, err := dispatcher.New(nc, dispatcher.Config{
+		Channels:        chans,
+		Replicas:        replicas,
+		DedupWindow:     cfg.DedupWindow,
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		Logger:          log,
+		Registerer:      reg,
+	})
+	if err != nil {
+		return configError{err}
+	}
+	if err := d.Provision(ctx); err != nil {
+		return fmt.Errorf("provision streams: %w", err)
+	}
+	pub, err := producer.New(nc)
+	if err != nil {
+		return err
+	}
+	api, err := httpapi.New(httpapi.Config{
+		Publisher:      pub,
+		APIKeys:        apiKeys,
+		AdminKeys:      adminKeys,
+		RateLimit:      cfg.RateLimit,
+		Metrics:        d.Metrics(),
+		Ready:          d.Ready,
+		MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		Logger:         log,
+	})
+	if err != nil {
+		return configError{err}
+	}
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return configError{fmt.Errorf("NOTIFY_HTTP_ADDR: %w", err)}
+	}
+	srv := &http.Server{
+		Handler:           api.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return d.Run(gctx) })
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		return srv.Shutdown(shutdownCtx)
+	})
+
+	ep := endpoints{HTTP: "http://" + ln.Addr().String(), NATS: natsURL}
+	log.Info("dispatcher started", "http", ep.HTTP, "nats", ep.NATS)
+	if embedded != nil {
+		fmt.Fprintf(stdout, "notify dispatcher is up: HTTP %s, NATS %s\nAPI key in %s, admin key in %s\n",
+			ep.HTTP, ep.NATS,
+			filepath.Join(cfg.DataDir, secretsDir, apiKeyFile), filepath.Join(cfg.DataDir, secretsDir, adminKeyFile))
+	}
+	if started != nil {
+		started(ep)
+	}
+	err = g.Wait()
+	log.Info("dispatcher stopped")
+	return err
+}
+
+// keys parses the configured producer and admin keys, or generates them under the
+// data dir when none are configured.
+func keys(cfg *config, log *slog.Logger) (api, admin httpapi.Keys, err error) {
+	apiText, adminText := cfg.APIKeys, cfg.AdminKeys
+	for _, k := range []struct {
+		text *string
+		file string
+	}{{&apiText, apiKeyFile}, {&adminText, adminKeyFile}} {
+		if *k.text != "" {
+			continue
+		}
+		secret, created, err := loadOrCreateSecret(cfg.DataDir, k.file)
+		if err != nil {
+			return httpapi.Keys{}, httpapi.Keys{}, configError{fmt.Errorf("NOTIFY_DATA_DIR: %w", err)}
+		}
+		if created {
+			log.Info("generated a key", "file", filepath.Join(cfg.DataDir, secretsDir, k.file))
+		}
+		*k.text = secret
+	}
+	if api, err = httpapi.ParseKeys(apiText); err != nil {
+		return httpapi.Keys{}, httpapi.Keys{}, configError{fmt.Errorf("NOTIFY_API_KEYS: %w", err)}
+	}
+	if admin, err = httpapi.ParseKeys(adminText); err != nil {
+		return httpapi.Keys{}, httpapi.Keys{}, configError{fmt.Errorf("NOTIFY_ADMIN_KEYS: %w", err)}
+	}
+	return api, admin, nil
+}
+
+// connect joins NATS for good: it retries the first connection and reconnects forever,
+// because a daemon that gives up after two minutes of network trouble is an outage.
+func connect(ctx context.Context, url, creds string, log *slog.Logger) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name("notify-dispatcher"),
+		nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true),
+		nats.ReconnectWait(time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("NATS disconnected", "error", err)
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS reconnected", "url", c.ConnectedUrlRedacted()) }),
+	}
+	if creds != "" {
+		if _, err := os.Stat(creds); err != nil {
+			return nil, configError{fmt.Errorf("NATS_CREDS: %w", err)}
+		}
+		opts = append(opts, nats.UserCredentials(creds))
+	}
+	connected := make(chan struct{})
+	var once sync.Once
+	markConnected := func(*nats.Conn) { once.Do(func() { close(connected) }) }
+	opts = append(opts, nats.ConnectHandler(markConnected))
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, configError{fmt.Errorf("NATS_URL: %w", err)}
+	}
+	if nc.IsConnected() {
+		markConnected(nc)
+	}
+	// RetryOnFailedConnect returns at once; wait for the first connection so a wrong
+	// URL is reported instead of leaving a daemon that never becomes ready.
+	select {
+	case <-connected:
+		return nc, nil
+	case <-ctx.Done():
+		nc.Close()
+		return nil, ctx.Err()
+	case <-time.After(30 * time.Second):
+		nc.Close()
+		return nil, configError{fmt.Errorf("NATS_URL: cannot reach %s", redact(url))}
+	}
+}
+
+func drain(nc *nats.Conn, log *slog.Logger) {
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+		return
+	}
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		log.Warn("NATS drain timed out")
+		nc.Close()
+	}
+}
+
+// redact drops passwords from a NATS URL list for messages.
+func redact(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if at := strings.LastIndex(p, "@"); at >= 0 {
+			if scheme := strings.Index(p, "://"); scheme >= 0 && scheme < at {
+				parts[i] = p[:scheme+3] + "***" + p[at:]
+			}
+		}
+	}
+	return strings.Join(parts, ",")
+}

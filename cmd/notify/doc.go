@@ -1,0 +1,22 @@
+// Command notify is the command-line producer and operator tool of the notification
+// dispatcher.
+//
+//	notify publish <type> --account A --user U [--id ID] [--timeout 5s] '<json>'
+//
+// publish validates the payload locally with events.Validate (so a bad payload names
+// its field without touching NATS) and publishes it with the Go producer client, then
+// prints one JSON line: the event id, the dropped unknown fields and, for durable
+// types, the stream and sequence of JetStream's acknowledgement.
+//
+// Each subcommand is one file with its run method and one line in the command table
+// (main.go). Flags may appear before or after positional arguments. Usage goes to
+// stdout on --help (exit 0); a wrong command line is reported on stderr with exit 2; a
+// failure at run time is one line on stderr with exit 1.
+//
+// NATS is reached at NATS_URL (default nats://127.0.0.1:4222) with optional NATS_CREDS;
+// the flags --nats-url and --creds beat the environment. Passwords in URLs are
+// redacted from messages.
+//
+// The command talks to NATS only. publish needs just events and events/producer; no
+// subcommand imports a channel package (only cmd/dispatcher wires channels).
+package main
