@@ -194,7 +194,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer,
 		return srv.Shutdown(shutdownCtx)
 	})
 
-	ep := endpoints{HTTP: "http://" + ln.Addr().String(), NATS: natsURL}
+	ep := endpoints{HTTP: "http://" + reachable(ln.Addr()), NATS: natsURL}
 	log.Info("dispatcher started", "http", ep.HTTP, "nats", ep.NATS)
 	if embedded != nil {
 		fmt.Fprintf(stdout, "notify dispatcher is up: HTTP %s, NATS %s\nAPI key in %s, admin key in %s\n",
@@ -297,6 +297,18 @@ func drain(nc *nats.Conn, log *slog.Logger) {
 		log.Warn("NATS drain timed out")
 		nc.Close()
 	}
+}
+
+// reachable is addr as a person would type it: a wildcard host becomes localhost.
+func reachable(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // redact drops passwords from a NATS URL list for messages.
