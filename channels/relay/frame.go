@@ -6,22 +6,29 @@ import (
 	"github.com/kommo-notify/notify/events"
 )
 
-// SubjectPrefix is the first token of the relay's internal subjects: ui.<account>.<user>
-// carries ready-to-send websocket frames to whichever dispatcher holds the user's tabs.
-const SubjectPrefix = "ui"
-
-// Subject is ui.<account>.<user>; user events.AllUsers reaches every connected user of
-// the account.
-func Subject(account, user string) string {
-	return SubjectPrefix + "." + account + "." + user
-}
-
 // PopupFrame is the websocket frame of a pop-up, for every type.
 type PopupFrame struct {
 	Kind    string          `json:"kind"` // always "popup"
 	Type    events.Type     `json:"type"`
 	ID      string          `json:"id"`
 	Payload json.RawMessage `json:"payload"`
+}
+
+// HelloFrame is the first frame of every connection, sent once it is subscribed.
+type HelloFrame struct {
+	Kind    string `json:"kind"` // always "hello"
+	Account string `json:"account"`
+	User    string `json:"user"`
+	Unread  int64  `json:"unread"`
+	Seq     uint64 `json:"seq"`
+}
+
+// ResumedFrame ends the replay that answers a resume request.
+type ResumedFrame struct {
+	Kind   string `json:"kind"` // always "center"
+	Op     string `json:"op"`   // always "resumed"
+	Seq    uint64 `json:"seq"`
+	Unread int64  `json:"unread"`
 }
 
 // EncodePopup encodes ev's pop-up frame once; the bytes go unchanged to every tab.

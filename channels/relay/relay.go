@@ -65,7 +65,7 @@ func (r *Relay) Send(ctx context.Context, d *channels.Delivery) error {
 	if err != nil {
 		return channels.Permanent(fmt.Errorf("relay: encode %s: %w", d.Event.ID, err))
 	}
-	if err := r.nc.Publish(Subject(d.Event.Account, d.User), frame); err != nil {
+	if err := r.nc.Publish(channels.UISubject(d.Event.Account, d.User), frame); err != nil {
 		return fmt.Errorf("relay: publish %s: %w", d.Event.ID, err)
 	}
 	return nil

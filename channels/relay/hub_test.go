@@ -1,0 +1,416 @@
+package relay_test
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kommo-notify/notify/channels"
+	"github.com/kommo-notify/notify/channels/relay"
+	"github.com/kommo-notify/notify/events"
+	"github.com/kommo-notify/notify/events/natstest"
+	"github.com/kommo-notify/notify/events/token"
+)
+
+const wait = 10 * time.Second
+
+var secret = []byte("0123456789abcdef0123456789abcdef")
+
+// rig is a hub served over HTTP with the relay channel publishing into it.
+type rig struct {
+	nats   *natstest.Server
+	nc     *nats.Conn
+	signer *token.Signer
+	relay  *relay.Relay
+	hub    *relay.Hub
+	http   *httptest.Server
+	reg    *prometheus.Registry
+	stop   context.CancelFunc
+	done   chan struct{}
+}
+
+func newRig(t *testing.T, adjust func(*relay.HubConfig)) *rig {
+	t.Helper()
+	r := &rig{nats: natstest.Start(t), reg: prometheus.NewRegistry(), done: make(chan struct{})}
+	r.nc = r.nats.Conn(t)
+	var err error
+	if r.signer, err = token.NewSigner(secret); err != nil {
+		t.Fatal(err)
+	}
+	cfg := relay.HubConfig{Conn: r.nats.Conn(t), Tokens: r.signer, Registerer: r.reg}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	if r.hub, err = relay.NewHub(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if r.relay, err = relay.New(relay.Config{Conn: r.nc}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.stop = cancel
+	go func() { defer close(r.done); _ = r.hub.Run(ctx) }()
+	r.http = httptest.NewServer(r.hub)
+	t.Cleanup(func() { r.shutdown(); r.http.Close() })
+	return r
+}
+
+func (r *rig) shutdown() {
+	r.stop()
+	<-r.done
+}
+
+func (r *rig) token(t *testing.T, account, user string) string {
+	t.Helper()
+	tok, err := r.signer.Mint(account, user, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func (r *rig) url(tok string) string {
+	return "ws" + strings.TrimPrefix(r.http.URL, "http") + "/?token=" + tok
+}
+
+// tab is one browser tab: a websocket that has read its hello.
+type tab struct {
+	ws     *websocket.Conn
+	hello  relay.HelloFrame
+	frames chan []byte
+	closed chan error // the error that ended reading: a close status, or another failure
+}
+
+// open connects as account/user and reads the hello; reading then goes on in the
+// background into frames.
+func (r *rig) open(t *testing.T, account, user string) *tab {
+	t.Helper()
+	return r.openWith(t, r.token(t, account, user), nil)
+}
+
+func (r *rig) openWith(t *testing.T, tok string, header http.Header) *tab {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
+	defer cancel()
+	ws, resp, err := websocket.Dial(ctx, r.url(tok), &websocket.DialOptions{HTTPHeader: header})
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Fatalf("dial: %v (status %d)", err, status)
+	}
+	ws.SetReadLimit(1 << 20)
+	t.Cleanup(func() { ws.CloseNow() })
+	c := &tab{ws: ws, frames: make(chan []byte, 1024), closed: make(chan error, 1)}
+	_, data, err := ws.Read(ctx)
+	if err != nil {
+		t.Fatalf("read hello: %v", err)
+	}
+	if err := json.Unmarshal(data, &c.hello); err != nil || c.hello.Kind != "hello" {
+		t.Fatalf("first frame %s is not a hello", data)
+	}
+	go func() {
+		for {
+			_, data, err := ws.Read(context.Background())
+			if err != nil {
+				c.closed <- err
+				return
+			}
+			c.frames <- data
+		}
+	}()
+	return c
+}
+
+// next returns the next frame, failing after wait.
+func (c *tab) next(t *testing.T) relay.PopupFrame {
+	t.Helper()
+	select {
+	case data := <-c.frames:
+		var f relay.PopupFrame
+		if err := json.Unmarshal(data, &f); err != nil {
+			t.Fatalf("frame %s: %v", data, err)
+		}
+		return f
+	case err := <-c.closed:
+		t.Fatalf("connection ended: %v", err)
+	case <-time.After(wait):
+		t.Fatal("no frame")
+	}
+	return relay.PopupFrame{}
+}
+
+// send routes ev to user through the relay channel, as the router does.
+func (r *rig) send(t *testing.T, account, user, id string) {
+	t.Helper()
+	ev := &events.Event{ID: id, Address: events.Address{Account: account, User: user, Type: events.ShowMessage},
+		Body: []byte(`{"header":"h","text":"` + id + `","date":1714566795}`)}
+	if err := r.relay.Send(t.Context(), &channels.Delivery{Event: ev, User: user, Attempt: 1}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// barrier proves that everything sent to a tab before it has been delivered or never
+// will be: it sends a marker to the tab's user and waits for it, collecting what came first.
+func (r *rig) barrier(t *testing.T, c *tab) []string {
+	t.Helper()
+	marker := "barrier-" + time.Now().Format("150405.000000000")
+	r.send(t, c.hello.Account, c.hello.User, marker)
+	var before []string
+	for {
+		f := c.next(t)
+		if f.ID == marker {
+			return before
+		}
+		before = append(before, f.ID)
+	}
+}
+
+func TestHelloAndEveryTabOfTheUser(t *testing.T) {
+	r := newRig(t, nil)
+	tabs := []*tab{r.open(t, "acme", "42"), r.open(t, "acme", "42"), r.open(t, "acme", "42")}
+	if h := tabs[0].hello; h.Account != "acme" || h.User != "42" || h.Unread != 0 || h.Seq != 0 {
+		t.Errorf("hello %+v", h)
+	}
+	other := r.open(t, "acme", "43")
+	sameIDOtherAccount := r.open(t, "globex", "42")
+
+	// Sent right after the hellos: the subscription was in place before each hello.
+	r.send(t, "acme", "42", "e1")
+	for i, c := range tabs {
+		if f := c.next(t); f.ID != "e1" || f.Kind != "popup" || f.Type != events.ShowMessage {
+			t.Errorf("tab %d got %+v", i, f)
+		}
+	}
+	for name, c := range map[string]*tab{"acme/43": other, "globex/42": sameIDOtherAccount} {
+		if got := r.barrier(t, c); len(got) != 0 {
+			t.Errorf("%s received %v", name, got)
+		}
+	}
+	if got := metricValue(t, r.reg, "notify_ws_connections", nil); got != 5 {
+		t.Errorf("notify_ws_connections = %v, want 5", got)
+	}
+}
+
+func TestAllReachesEveryConnectedUserOfTheAccountOnly(t *testing.T) {
+	r := newRig(t, nil)
+	a42, a43, g42 := r.open(t, "acme", "42"), r.open(t, "acme", "43"), r.open(t, "globex", "42")
+	r.send(t, "acme", events.AllUsers, "all-1")
+	for name, c := range map[string]*tab{"acme/42": a42, "acme/43": a43} {
+		if f := c.next(t); f.ID != "all-1" {
+			t.Errorf("%s got %+v", name, f)
+		}
+	}
+	if got := r.barrier(t, g42); len(got) != 0 {
+		t.Errorf("globex/42 received %v", got)
+	}
+}
+
+func TestRefusedConnections(t *testing.T) {
+	r := newRig(t, func(c *relay.HubConfig) { c.AllowedOrigins = []string{"crm.example.com", "*.kommo.test:8443"} })
+	forger, _ := token.NewSigner([]byte("another secret, another secret!!"))
+	forged, _ := forger.Mint("acme", "42", time.Hour)
+	expired := expiredToken(t)
+	good := r.token(t, "acme", "42")
+	cases := []struct {
+		name   string
+		token  string
+		origin string
+		status int
+	}{
+		{"no token", "", "", http.StatusUnauthorized},
+		{"garbage token", "abc.def.ghi", "", http.StatusUnauthorized},
+		{"forged token", forged, "", http.StatusUnauthorized},
+		{"expired token", expired, "", http.StatusUnauthorized},
+		{"alg none", noneToken("acme", "42"), "", http.StatusUnauthorized},
+		{"foreign origin", good, "https://evil.example", http.StatusForbidden},
+		{"lookalike origin", good, "https://crm.example.com.evil.example", http.StatusForbidden},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := http.Header{}
+			if tc.origin != "" {
+				h.Set("Origin", tc.origin)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), wait)
+			defer cancel()
+			ws, resp, err := websocket.Dial(ctx, r.url(tc.token), &websocket.DialOptions{HTTPHeader: h})
+			if err == nil {
+				ws.CloseNow()
+				t.Fatal("connected")
+			}
+			if resp == nil || resp.StatusCode != tc.status {
+				t.Fatalf("response %v, want status %d (%v)", resp, tc.status, err)
+			}
+		})
+	}
+	for _, origin := range []string{"https://crm.example.com", "https://eu.kommo.test:8443", r.http.URL} {
+		t.Run("allowed "+origin, func(t *testing.T) {
+			r.openWith(t, good, http.Header{"Origin": {origin}})
+		})
+	}
+}
+
+func TestSlowClientIsDroppedOthersKeepReceiving(t *testing.T) {
+	r := newRig(t, func(c *relay.HubConfig) { c.QueueSize = 4 })
+	fast := r.open(t, "acme", "42")
+	slow := r.openRaw(t, "acme", "42") // never reads past its hello
+
+	big := strings.Repeat("x", 256<<10)
+	frame, _ := json.Marshal(relay.PopupFrame{Kind: "popup", Type: events.ShowMessage, ID: "big", Payload: json.RawMessage(`"` + big + `"`)})
+	dropped := func() float64 {
+		return metricValue(t, r.reg, "notify_ws_dropped_total", map[string]string{"reason": "slow"})
+	}
+	received := 0
+	for i := 0; dropped() == 0; i++ {
+		if i == 2000 {
+			t.Fatal("the slow client was never dropped")
+		}
+		if err := r.nc.Publish(channels.UISubject("acme", "42"), frame); err != nil {
+			t.Fatal(err)
+		}
+		fast.next(t) // the fast tab keeps up, frame by frame
+		received++
+	}
+	// The slow client sees the policy-violation close once it reads.
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
+	defer cancel()
+	for {
+		_, _, err := slow.Read(ctx)
+		if err == nil {
+			continue
+		}
+		if websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
+			t.Fatalf("slow client ended with %v, want a policy-violation close", err)
+		}
+		break
+	}
+	r.send(t, "acme", "42", "after")
+	if f := fast.next(t); f.ID != "after" {
+		t.Errorf("fast tab got %+v after the drop", f)
+	}
+	t.Logf("fast tab received %d large frames while the slow one fell behind", received)
+}
+
+func TestExpiringTokenClosesTheConnection(t *testing.T) {
+	r := newRig(t, nil)
+	tok, err := r.signer.Mint("acme", "42", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := r.openWith(t, tok, nil)
+	select {
+	case err := <-c.closed:
+		var ce websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.StatusPolicyViolation || ce.Reason != "token expired" {
+			t.Errorf("closed with %v", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("not closed after the token expired")
+	}
+}
+
+func TestShutdownSaysGoingAway(t *testing.T) {
+	r := newRig(t, nil)
+	c := r.open(t, "acme", "42")
+	r.shutdown()
+	select {
+	case err := <-c.closed:
+		if websocket.CloseStatus(err) != websocket.StatusGoingAway {
+			t.Errorf("closed with %v", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("not closed on shutdown")
+	}
+	if got := metricValue(t, r.reg, "notify_ws_connections", nil); got != 0 {
+		t.Errorf("notify_ws_connections = %v after shutdown", got)
+	}
+}
+
+// openRaw connects and reads the hello, then leaves reading to the test.
+func (r *rig) openRaw(t *testing.T, account, user string) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, r.url(r.token(t, account, user)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws.SetReadLimit(1 << 20)
+	t.Cleanup(func() { ws.CloseNow() })
+	if _, _, err := ws.Read(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return ws
+}
+
+func expiredToken(t *testing.T) string {
+	t.Helper()
+	// Minted by hand: the signer refuses a non-positive ttl.
+	return handToken(`{"alg":"HS256","typ":"JWT"}`, `{"acc":"acme","sub":"42","exp":1000000000}`, secret)
+}
+
+func noneToken(account, user string) string {
+	exp := time.Now().Add(time.Hour).Unix()
+	return handToken(`{"alg":"none","typ":"JWT"}`, `{"acc":"`+account+`","sub":"`+user+`","exp":`+itoa(exp)+`}`, nil)
+}
+
+// metricValue reads one series from the registry: the one whose labels include labels.
+func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range f.GetMetric() {
+			for k, v := range labels {
+				found := false
+				for _, l := range m.GetLabel() {
+					found = found || (l.GetName() == k && l.GetValue() == v)
+				}
+				if !found {
+					continue series
+				}
+			}
+			if g := m.GetGauge(); g != nil {
+				return g.GetValue()
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no series %s%v", name, labels)
+	return 0
+}
+
+// handToken signs a token by hand, so tests can make what the signer refuses to.
+func handToken(header, payload string, key []byte) string {
+	enc := base64.RawURLEncoding
+	unsigned := enc.EncodeToString([]byte(header)) + "." + enc.EncodeToString([]byte(payload))
+	if key == nil {
+		return unsigned + "."
+	}
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(unsigned))
+	return unsigned + "." + enc.EncodeToString(mac.Sum(nil))
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
