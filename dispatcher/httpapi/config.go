@@ -14,6 +14,7 @@ import (
 	"github.com/kommo-notify/notify/dispatcher"
 	"github.com/kommo-notify/notify/events"
 	"github.com/kommo-notify/notify/events/producer"
+	"github.com/kommo-notify/notify/events/token"
 )
 
 // Publisher publishes a validated event to NATS: core NATS for pop-ups, JetStream for
@@ -23,6 +24,11 @@ type Publisher interface {
 }
 
 var _ Publisher = (*producer.Client)(nil)
+
+// UserTokens verifies user tokens; *token.Signer is one.
+type UserTokens interface {
+	Verify(tok string) (token.User, error)
+}
 
 // Route mounts a handler of another component (websocket relay, center API, demo
 // page) on the listener. Pattern is an http.ServeMux pattern such as "GET /ws"; it may
@@ -52,6 +58,9 @@ type Config struct {
 	// AdminKeys are the operators' keys. They are refused (403) on producer routes:
 	// an admin key is not a publishing credential.
 	AdminKeys Keys
+	// Users, when set, lets a browser publish with its user token (Bearer), for its
+	// own account and user only: how /client.js's APP.notifications reach the API.
+	Users UserTokens
 	// RateLimit is the accepted events a second per account: DefaultRateLimit. The
 	// bucket holds twice that, so a burst of 2×RateLimit passes at once.
 	RateLimit float64

@@ -48,7 +48,8 @@ func (s *Server) notify(w http.ResponseWriter, r *http.Request) {
 
 // accept runs the checks in a fixed order, cheapest and least revealing first:
 //
-//  1. credential: no bearer key or an unknown one is 401; an admin key is 403;
+//  1. credential: no bearer credential, or one that is neither an API key nor a valid
+//     user token, is 401; an admin key is 403;
 //  2. path: a malformed account or user is 400 (field "account" or "user");
 //  3. the key's account: a key scoped to another account is 403;
 //  4. type: not one of the five is 404 unknown_type;
@@ -70,13 +71,12 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) (*accepted, *eve
 		w.Header().Set("WWW-Authenticate", `Bearer realm="notify"`)
 		return nil, &events.Error{Code: events.CodeUnauthorized, Message: "missing API key: send Authorization: Bearer <key>"}
 	}
-	known, allowed := s.cfg.APIKeys.Authorize(key, account)
-	if !known {
-		if admin, _ := s.cfg.AdminKeys.Authorize(key, account); admin {
-			return nil, &events.Error{Code: events.CodeForbidden, Message: "an admin key cannot publish: use an API key"}
+	allowed, e := s.authorize(key, account, user)
+	if e != nil {
+		if e.Code == events.CodeUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="notify", error="invalid_token"`)
 		}
-		w.Header().Set("WWW-Authenticate", `Bearer realm="notify", error="invalid_token"`)
-		return nil, &events.Error{Code: events.CodeUnauthorized, Message: "unknown API key"}
+		return nil, e
 	}
 
 	addr := events.Address{Account: account, User: user, Type: events.Type(r.PathValue("type"))}
@@ -87,7 +87,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) (*accepted, *eve
 		return nil, events.FieldError("user", "must match [A-Za-z0-9_-]{1,64}")
 	}
 	if !allowed {
-		return nil, &events.Error{Code: events.CodeForbidden, Message: "this API key may not publish for account " + account}
+		return nil, &events.Error{Code: events.CodeForbidden, Message: "this credential may not publish for " + account + "/" + user}
 	}
 	if err := addr.Validate(); err != nil { // only the type is left to fail: unknown_type
 		return nil, events.AsError(err)
@@ -137,6 +137,24 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) (*accepted, *eve
 		warnings = []string{}
 	}
 	return &accepted{ID: id, Warnings: warnings}, nil
+}
+
+// authorize identifies the credential: an API key (for any account or its own), or a
+// user token (for its own account and user only). allowed says whether it may publish
+// to account/user; an error is a credential that is no credential at all.
+func (s *Server) authorize(cred, account, user string) (allowed bool, _ *events.Error) {
+	if known, ok := s.cfg.APIKeys.Authorize(cred, account); known {
+		return ok, nil
+	}
+	if admin, _ := s.cfg.AdminKeys.Authorize(cred, account); admin {
+		return false, &events.Error{Code: events.CodeForbidden, Message: "an admin key cannot publish: use an API key"}
+	}
+	if s.cfg.Users != nil {
+		if u, err := s.cfg.Users.Verify(cred); err == nil {
+			return u.Account == account && u.User == user, nil
+		}
+	}
+	return false, &events.Error{Code: events.CodeUnauthorized, Message: "unknown API key or invalid user token"}
 }
 
 func (s *Server) publish(ctx context.Context, ev *events.Event) error {
