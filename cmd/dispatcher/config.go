@@ -7,9 +7,12 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kommo-notify/notify/events/token"
 )
 
 // config is every setting of the daemon. Each has a flag and an environment variable;
@@ -17,6 +20,8 @@ import (
 type config struct {
 	HTTPAddr        string
 	BaseURL         string
+	JWTSecret       string
+	AllowedOrigins  string
 	APIKeys         string
 	AdminKeys       string
 	NATSURL         string
@@ -74,6 +79,8 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*
 
 	str(&c.HTTPAddr, setting{"http-addr", "NOTIFY_HTTP_ADDR", "HTTP listen address", ":8080"})
 	str(&c.BaseURL, setting{"base-url", "NOTIFY_BASE_URL", "public URL of the CRM, for links in email and push (default http://localhost:<http port>)", ""})
+	str(&c.JWTSecret, setting{"jwt-secret", "NOTIFY_JWT_SECRET", "secret of the user tokens, at least 32 bytes (default: generated under the data dir)", ""})
+	str(&c.AllowedOrigins, setting{"allowed-origins", "NOTIFY_ALLOWED_ORIGINS", "comma-separated host or host:port patterns (* wildcard) of pages that may open the websocket; the dispatcher's own host always may", ""})
 	str(&c.APIKeys, setting{"api-keys", "NOTIFY_API_KEYS", "producer keys, comma-separated key or account:key (default: generated under the data dir)", ""})
 	str(&c.AdminKeys, setting{"admin-keys", "NOTIFY_ADMIN_KEYS", "admin keys, comma-separated (default: generated under the data dir)", ""})
 	str(&c.NATSURL, setting{"nats-url", "NATS_URL", "NATS servers to join; empty runs an embedded server", ""})
@@ -100,6 +107,17 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	return c, c.validate()
+}
+
+// origins are the allowed origin patterns, trimmed, without empty items.
+func (c *config) origins() []string {
+	var out []string
+	for _, p := range strings.Split(c.AllowedOrigins, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func envOr(getenv func(string) string, key, def string) string {
@@ -136,6 +154,17 @@ func (c *config) validate() error {
 		return fmt.Errorf("NOTIFY_BASE_URL: %q is not an absolute http(s) URL", c.BaseURL)
 	}
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	if c.JWTSecret != "" && len(c.JWTSecret) < token.MinSecretLen {
+		return fmt.Errorf("NOTIFY_JWT_SECRET: must be at least %d bytes", token.MinSecretLen)
+	}
+	for _, p := range c.origins() {
+		if strings.Contains(p, "://") || strings.Contains(p, "/") {
+			return fmt.Errorf("NOTIFY_ALLOWED_ORIGINS: %q is not a host or host:port pattern", p)
+		}
+		if _, err := path.Match(p, ""); err != nil {
+			return fmt.Errorf("NOTIFY_ALLOWED_ORIGINS: %q: %v", p, err)
+		}
+	}
 	if c.RateLimit <= 0 {
 		return errors.New("NOTIFY_RATE_LIMIT: must be above 0")
 	}

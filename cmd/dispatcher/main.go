@@ -33,6 +33,7 @@ import (
 	"github.com/kommo-notify/notify/dispatcher"
 	"github.com/kommo-notify/notify/dispatcher/httpapi"
 	"github.com/kommo-notify/notify/events/producer"
+	"github.com/kommo-notify/notify/events/token"
 )
 
 func main() {
@@ -127,6 +128,20 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer,
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	signer, err := userTokens(cfg, log)
+	if err != nil {
+		return err
+	}
+	hub, err := relay.NewHub(relay.HubConfig{
+		Conn:           nc,
+		Tokens:         signer,
+		AllowedOrigins: cfg.origins(),
+		Registerer:     reg,
+		Logger:         log,
+	})
+	if err != nil {
+		return configError{fmt.Errorf("NOTIFY_ALLOWED_ORIGINS: %w", err)}
+	}
 	rl, err := relay.New(relay.Config{Conn: nc, Logger: log})
 	if err != nil {
 		return err
@@ -159,10 +174,12 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer,
 		Publisher:      pub,
 		APIKeys:        apiKeys,
 		AdminKeys:      adminKeys,
+		Users:          signer,
 		RateLimit:      cfg.RateLimit,
 		Metrics:        d.Metrics(),
 		Ready:          d.Ready,
 		MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		Routes:         []httpapi.Route{{Pattern: "GET /ws", Handler: hub}},
 		Logger:         log,
 	})
 	if err != nil {
@@ -181,6 +198,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer,
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.Run(gctx) })
+	g.Go(func() error { return hub.Run(gctx) })
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http: %w", err)
@@ -198,8 +216,15 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer,
 	log.Info("dispatcher started", "http", ep.HTTP, "nats", ep.NATS)
 	if embedded != nil {
 		fmt.Fprintf(stdout, "notify dispatcher is up: HTTP %s, NATS %s\nAPI key in %s, admin key in %s\n",
-			ep.HTTP, ep.NATS,
-			filepath.Join(cfg.DataDir, secretsDir, apiKeyFile), filepath.Join(cfg.DataDir, secretsDir, adminKeyFile))
+			ep.HTTP, ep.NATS, secretPath(cfg.DataDir, apiKeyFile), secretPath(cfg.DataDir, adminKeyFile))
+	}
+	if cfg.JWTSecret == "" {
+		// The one place a token is ever printed: a daemon given its secret never does.
+		demo, err := signer.Mint(demoAccount, demoUser, 24*time.Hour)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "Demo page (account %s, user %s, valid 24h): %s/?token=%s\n", demoAccount, demoUser, ep.HTTP, demo)
 	}
 	if started != nil {
 		started(ep)
@@ -220,12 +245,12 @@ func keys(cfg *config, log *slog.Logger) (api, admin httpapi.Keys, err error) {
 		if *k.text != "" {
 			continue
 		}
-		secret, created, err := loadOrCreateSecret(cfg.DataDir, k.file)
+		secret, created, err := loadOrCreateSecret(secretPath(cfg.DataDir, k.file))
 		if err != nil {
 			return httpapi.Keys{}, httpapi.Keys{}, configError{fmt.Errorf("NOTIFY_DATA_DIR: %w", err)}
 		}
 		if created {
-			log.Info("generated a key", "file", filepath.Join(cfg.DataDir, secretsDir, k.file))
+			log.Info("generated a key", "file", secretPath(cfg.DataDir, k.file))
 		}
 		*k.text = secret
 	}
@@ -236,6 +261,34 @@ func keys(cfg *config, log *slog.Logger) (api, admin httpapi.Keys, err error) {
 		return httpapi.Keys{}, httpapi.Keys{}, configError{fmt.Errorf("NOTIFY_ADMIN_KEYS: %w", err)}
 	}
 	return api, admin, nil
+}
+
+// The demo page's user, for the URL printed at start.
+const (
+	demoAccount = "demo"
+	demoUser    = "1"
+)
+
+// userTokens is the signer of user tokens, with the configured secret or the one kept
+// under the data dir (made the first time).
+func userTokens(cfg *config, log *slog.Logger) (*token.Signer, error) {
+	secret := cfg.JWTSecret
+	if secret == "" {
+		path := token.SecretPath(cfg.DataDir)
+		var created bool
+		var err error
+		if secret, created, err = loadOrCreateSecret(path); err != nil {
+			return nil, configError{fmt.Errorf("NOTIFY_DATA_DIR: %w", err)}
+		}
+		if created {
+			log.Info("generated the user token secret", "file", path)
+		}
+	}
+	signer, err := token.NewSigner([]byte(secret))
+	if err != nil {
+		return nil, configError{fmt.Errorf("NOTIFY_JWT_SECRET: %w", err)}
+	}
+	return signer, nil
 }
 
 // connect joins NATS for good: it retries the first connection and reconnects forever,

@@ -21,11 +21,13 @@ const (
 	adminKeyFile = "admin.key"
 )
 
-// loadOrCreateSecret returns the secret kept in file under dataDir/secrets, making a
-// random one (readable by the owner only) the first time. created says it was new.
-func loadOrCreateSecret(dataDir, file string) (secret string, created bool, err error) {
-	dir := filepath.Join(dataDir, secretsDir)
-	path := filepath.Join(dir, file)
+// secretPath is where a generated key lives under the data dir.
+func secretPath(dataDir, file string) string { return filepath.Join(dataDir, secretsDir, file) }
+
+// loadOrCreateSecret returns the secret kept at path, making a random one (readable by
+// the owner only) the first time. created says it was new.
+func loadOrCreateSecret(path string) (secret string, created bool, err error) {
+	dir := filepath.Dir(path)
 	b, err := os.ReadFile(path)
 	if err == nil {
 		if s := strings.TrimSpace(string(b)); s != "" {

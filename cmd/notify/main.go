@@ -41,6 +41,7 @@ type command struct {
 func (a *app) commands() []command {
 	return []command{
 		{"publish", "validate and publish one notification event", a.publish},
+		{"token", "mint a user token for the browser client and the websocket", a.token},
 	}
 }
 
