@@ -71,15 +71,13 @@ func (d *Dispatcher) consumeOnce(ctx context.Context, ch channels.Channel, slots
 	if err != nil {
 		return err
 	}
-	stop := context.AfterFunc(ctx, it.Drain) // buffered messages are still handled
+	// When ctx ends the iterator drains: what the client already holds is still
+	// handled (and, past the shutdown deadline, handed back), not left to time out.
+	stop := context.AfterFunc(ctx, it.Drain)
 	defer stop()
 	defer it.Stop()
 	for {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return nil
-		}
+		slots <- struct{}{} // a free slot; in-flight sends end by the shutdown deadline
 		m, err := it.Next()
 		if err != nil {
 			<-slots
