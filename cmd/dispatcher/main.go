@@ -23,12 +23,14 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kommo-notify/notify/channels"
+	"github.com/kommo-notify/notify/channels/directory"
 	"github.com/kommo-notify/notify/channels/relay"
 	"github.com/kommo-notify/notify/dispatcher"
 	"github.com/kommo-notify/notify/dispatcher/httpapi"
@@ -152,8 +154,21 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer,
 		chans = append(chans, channels.Disabled(name))
 	}
 
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	// The recipient directory's bucket is provisioned like the streams, with their
+	// replicas; the cache gives the router _all's users without a NATS round trip.
+	dir, err := directory.NewStore(ctx, js, directory.Config{Replicas: replicas})
+	if err != nil {
+		return fmt.Errorf("provision the recipient directory: %w", err)
+	}
+	recipients := directory.NewCache(dir, log)
+
 	d, err := dispatcher.New(nc, dispatcher.Config{
 		Channels:        chans,
+		Recipients:      recipients,
 		Replicas:        replicas,
 		DedupWindow:     cfg.DedupWindow,
 		ShutdownTimeout: cfg.ShutdownTimeout,
@@ -175,6 +190,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer,
 		APIKeys:        apiKeys,
 		AdminKeys:      adminKeys,
 		Users:          signer,
+		Directory:      dir,
 		RateLimit:      cfg.RateLimit,
 		Metrics:        d.Metrics(),
 		Ready:          d.Ready,
@@ -199,6 +215,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer,
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.Run(gctx) })
 	g.Go(func() error { return hub.Run(gctx) })
+	g.Go(func() error { return recipients.Run(gctx) })
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http: %w", err)

@@ -2,6 +2,9 @@
 // dispatcher.
 //
 //	notify publish <type> --account A --user U [--id ID] [--timeout 5s] '<json>'
+//	notify token --account A --user U [--ttl 1h]
+//	notify profile get|put|delete --account A --user U ['<json>']
+//	notify device add|remove --account A --user U --token T [--platform android]
 //
 // publish validates the payload locally with events.Validate (so a bad payload names
 // its field without touching NATS) and publishes it with the Go producer client, then
@@ -17,6 +20,12 @@
 // the flags --nats-url and --creds beat the environment. Passwords in URLs are
 // redacted from messages.
 //
-// The command talks to NATS only. publish needs just events and events/producer; no
-// subcommand imports a channel package (only cmd/dispatcher wires channels).
+// token mints a user token with NOTIFY_JWT_SECRET or the secret the dispatcher keeps
+// under its data dir. profile and device manage the recipient directory directly in
+// its KV bucket, with the directory's own validation, so they work while no dispatcher
+// runs (once one has created the bucket).
+//
+// The command talks to NATS only. It imports events, its sub-packages and the
+// directory library; no subcommand imports a delivery channel (only cmd/dispatcher
+// wires channels).
 package main

@@ -42,6 +42,8 @@ func (a *app) commands() []command {
 	return []command{
 		{"publish", "validate and publish one notification event", a.publish},
 		{"token", "mint a user token for the browser client and the websocket", a.token},
+		{"profile", "get, put or delete a user's recipient profile (email, locale, channels)", a.profile},
+		{"device", "add or remove a user's push device", a.device},
 	}
 }
 

@@ -61,6 +61,9 @@ type Config struct {
 	// Users, when set, lets a browser publish with its user token (Bearer), for its
 	// own account and user only: how /client.js's APP.notifications reach the API.
 	Users UserTokens
+	// Directory is the recipient directory behind the admin routes
+	// /api/v1/accounts/{account}/users/{user}[/devices]. Nil: they answer 503.
+	Directory Directory
 	// RateLimit is the accepted events a second per account: DefaultRateLimit. The
 	// bucket holds twice that, so a burst of 2×RateLimit passes at once.
 	RateLimit float64

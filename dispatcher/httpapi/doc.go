@@ -21,7 +21,8 @@
 // IdempotentID), so JetStream deduplicates a retried request and two accounts never
 // collide.
 //
-// The package imports events, events/producer (for its Result) and dispatcher (for
-// Metrics); it never imports a channel package or cmd, and reads no flags or
+// The package imports events, events/producer (for its Result), events/token,
+// dispatcher (for Metrics) and channels/directory (for the admin API's profiles); it
+// never imports a delivery channel or cmd, and reads no flags or
 // environment.
 package httpapi

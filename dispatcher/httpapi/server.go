@@ -33,6 +33,7 @@ func New(cfg Config) (*Server, error) {
 		mux:     http.NewServeMux(),
 	}
 	s.mux.HandleFunc("POST /api/v1/notify/{account}/{user}/{type}", s.notify)
+	s.mountAccounts()
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	if cfg.MetricsHandler != nil {
