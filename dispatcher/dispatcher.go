@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
@@ -23,7 +24,9 @@ type Dispatcher struct {
 	metrics  *Metrics
 	channels map[string]channels.Channel
 	dedup    *dedup
-	ready    atomic.Bool
+	routing  chan struct{} // closed once pop-up subscriptions are live
+	routed   sync.Once
+	ready    atomic.Bool // routing and not shutting down
 }
 
 // New checks cfg and returns a dispatcher on nc. Nothing is provisioned or consumed
@@ -45,6 +48,7 @@ func New(nc *nats.Conn, cfg Config) (*Dispatcher, error) {
 		metrics:  NewMetrics(cfg.Registerer),
 		channels: make(map[string]channels.Channel, len(cfg.Channels)),
 		dedup:    newDedup(cfg.DedupWindow, popupDedupCapacity),
+		routing:  make(chan struct{}),
 	}
 	for _, ch := range cfg.Channels {
 		d.channels[ch.Name()] = ch
@@ -55,16 +59,20 @@ func New(nc *nats.Conn, cfg Config) (*Dispatcher, error) {
 // Metrics returns the router's metrics, shared with the HTTP API for rejections.
 func (d *Dispatcher) Metrics() *Metrics { return d.metrics }
 
-// Provision creates or updates the streams and consumers; from then on the
-// dispatcher is ready to take events, even before Run routes them (JetStream keeps
-// them). Run calls it too; calling it first lets a daemon fail early and serve
-// producers at once.
+// Provision creates or updates the streams and consumers. Run calls it too; calling
+// it first lets a daemon fail early on a JetStream it cannot use.
 func (d *Dispatcher) Provision(ctx context.Context) error {
-	if err := provision(ctx, d.js, &d.cfg); err != nil {
-		return err
-	}
+	return provision(ctx, d.js, &d.cfg)
+}
+
+// Routing is closed once Run routes: the streams are in place and the pop-up
+// subscriptions are live, so a pop-up published from then on is routed.
+func (d *Dispatcher) Routing() <-chan struct{} { return d.routing }
+
+// startedRouting marks the dispatcher ready; routePopups calls it once subscribed.
+func (d *Dispatcher) startedRouting() {
 	d.ready.Store(true)
-	return nil
+	d.routed.Do(func() { close(d.routing) })
 }
 
 // Run provisions the streams, then routes until ctx ends. On the way out it stops
@@ -101,11 +109,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	return err
 }
 
-// Ready reports whether the dispatcher can take events: connected to NATS, with its
-// streams provisioned and not shutting down.
+// Ready reports whether the dispatcher can take events: connected to NATS, routing
+// (streams in place, pop-up subscriptions live) and not shutting down.
 func (d *Dispatcher) Ready() error {
 	if !d.ready.Load() {
-		return errors.New("streams not provisioned")
+		return errors.New("not routing")
 	}
 	if !d.nc.IsConnected() {
 		return errors.New("NATS not connected")

@@ -39,6 +39,16 @@ func (d *Dispatcher) routePopups(ctx context.Context) error {
 		}
 		subs = append(subs, sub)
 	}
+	// The server must have the subscriptions before anyone is told we route.
+	flushCtx, cancelFlush := context.WithTimeout(ctx, 10*time.Second)
+	err := d.nc.FlushWithContext(flushCtx)
+	cancelFlush()
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("subscribe pop-ups: %w", err)
+	}
+	if ctx.Err() == nil {
+		d.startedRouting()
+	}
 	<-ctx.Done()
 	deadline := time.After(d.cfg.ShutdownTimeout)
 	for _, sub := range subs {

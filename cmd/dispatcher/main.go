@@ -32,6 +32,7 @@ import (
 	"github.com/kommo-notify/notify/channels"
 	"github.com/kommo-notify/notify/channels/directory"
 	"github.com/kommo-notify/notify/channels/relay"
+	"github.com/kommo-notify/notify/channels/relay/web"
 	"github.com/kommo-notify/notify/dispatcher"
 	"github.com/kommo-notify/notify/dispatcher/httpapi"
 	"github.com/kommo-notify/notify/events/producer"
@@ -190,12 +191,13 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer,
 		APIKeys:        apiKeys,
 		AdminKeys:      adminKeys,
 		Users:          signer,
+		AllowedOrigins: cfg.origins(),
 		Directory:      dir,
 		RateLimit:      cfg.RateLimit,
 		Metrics:        d.Metrics(),
 		Ready:          d.Ready,
 		MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		Routes:         []httpapi.Route{{Pattern: "GET /ws", Handler: hub}},
+		Routes:         routes(hub),
 		Logger:         log,
 	})
 	if err != nil {
@@ -229,6 +231,13 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer,
 		return srv.Shutdown(shutdownCtx)
 	})
 
+	// Announce the daemon only once it routes: a pop-up sent right after the banner
+	// must not meet an empty queue group.
+	select {
+	case <-d.Routing():
+	case <-gctx.Done():
+		return g.Wait()
+	}
 	ep := endpoints{HTTP: "http://" + reachable(ln.Addr()), NATS: natsURL}
 	log.Info("dispatcher started", "http", ep.HTTP, "nats", ep.NATS)
 	if embedded != nil {
@@ -278,6 +287,16 @@ func keys(cfg *config, log *slog.Logger) (api, admin httpapi.Keys, err error) {
 		return httpapi.Keys{}, httpapi.Keys{}, configError{fmt.Errorf("NOTIFY_ADMIN_KEYS: %w", err)}
 	}
 	return api, admin, nil
+}
+
+// routes are the handlers of other components on the HTTP listener: the websocket,
+// and the browser client with its demo page.
+func routes(hub http.Handler) []httpapi.Route {
+	rs := []httpapi.Route{{Pattern: "GET /ws", Handler: hub}}
+	for _, p := range web.Patterns() {
+		rs = append(rs, httpapi.Route{Pattern: p, Handler: web.Handler()})
+	}
+	return rs
 }
 
 // The demo page's user, for the URL printed at start.

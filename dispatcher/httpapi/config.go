@@ -64,6 +64,9 @@ type Config struct {
 	// Directory is the recipient directory behind the admin routes
 	// /api/v1/accounts/{account}/users/{user}[/devices]. Nil: they answer 503.
 	Directory Directory
+	// AllowedOrigins are the host or host:port patterns (* as a wildcard) of pages on
+	// other origins that may call the API from a browser (CORS), as for the websocket.
+	AllowedOrigins []string
 	// RateLimit is the accepted events a second per account: DefaultRateLimit. The
 	// bucket holds twice that, so a burst of 2×RateLimit passes at once.
 	RateLimit float64

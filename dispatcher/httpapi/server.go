@@ -44,7 +44,7 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("httpapi: %w", err)
 		}
 	}
-	s.handler = s.logRequests(s.jsonMuxErrors(s.mux))
+	s.handler = s.logRequests(s.cors(s.jsonMuxErrors(s.mux)))
 	return s, nil
 }
 
