@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/mail"
 	"net/url"
 	"path"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/kommo-notify/notify/channels/email"
 	"github.com/kommo-notify/notify/events/token"
 )
 
@@ -24,6 +26,10 @@ type config struct {
 	AllowedOrigins  string
 	APIKeys         string
 	AdminKeys       string
+	SMTPURL         string // empty: the email channel is disabled
+	MailFrom        string
+	SMTPConnections int
+	smtp            email.Server // SMTPURL, parsed by validate
 	NATSURL         string
 	NATSCreds       string
 	DataDir         string
@@ -83,6 +89,9 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*
 	str(&c.AllowedOrigins, setting{"allowed-origins", "NOTIFY_ALLOWED_ORIGINS", "comma-separated host or host:port patterns (* wildcard) of pages that may open the websocket; the dispatcher's own host always may", ""})
 	str(&c.APIKeys, setting{"api-keys", "NOTIFY_API_KEYS", "producer keys, comma-separated key or account:key (default: generated under the data dir)", ""})
 	str(&c.AdminKeys, setting{"admin-keys", "NOTIFY_ADMIN_KEYS", "admin keys, comma-separated (default: generated under the data dir)", ""})
+	str(&c.SMTPURL, setting{"smtp-url", "SMTP_URL", "SMTP server for email, smtp://user:pass@host:port?tls=none|starttls|tls; empty disables email", ""})
+	str(&c.MailFrom, setting{"mail-from", "NOTIFY_MAIL_FROM", "sender of email notifications, such as \"Kommo Notifications <noreply@example.com>\" (required with SMTP_URL)", ""})
+	integer(&c.SMTPConnections, setting{"smtp-connections", "NOTIFY_SMTP_CONNECTIONS", "SMTP connections kept open: the most emails in flight", "4"})
 	str(&c.NATSURL, setting{"nats-url", "NATS_URL", "NATS servers to join; empty runs an embedded server", ""})
 	str(&c.NATSCreds, setting{"nats-creds", "NATS_CREDS", "NATS credentials file", ""})
 	str(&c.DataDir, setting{"data-dir", "NOTIFY_DATA_DIR", "data directory: embedded JetStream store and generated secrets", "./data"})
@@ -165,6 +174,9 @@ func (c *config) validate() error {
 			return fmt.Errorf("NOTIFY_ALLOWED_ORIGINS: %q: %v", p, err)
 		}
 	}
+	if err := c.validateEmail(); err != nil {
+		return err
+	}
 	if c.RateLimit <= 0 {
 		return errors.New("NOTIFY_RATE_LIMIT: must be above 0")
 	}
@@ -188,6 +200,28 @@ func (c *config) validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return errors.New("NOTIFY_LOG_LEVEL: must be debug, info, warn or error")
+	}
+	return nil
+}
+
+// validateEmail checks the email settings when SMTP_URL turns email on.
+func (c *config) validateEmail() error {
+	if c.SMTPURL == "" {
+		return nil
+	}
+	srv, err := email.ParseURL(c.SMTPURL)
+	if err != nil {
+		return fmt.Errorf("SMTP_URL: %w", err)
+	}
+	c.smtp = srv
+	if c.MailFrom == "" {
+		return errors.New("NOTIFY_MAIL_FROM: required with SMTP_URL, such as \"Kommo Notifications <noreply@example.com>\"")
+	}
+	if _, err := mail.ParseAddress(c.MailFrom); err != nil {
+		return fmt.Errorf("NOTIFY_MAIL_FROM: %q is not an address such as \"Kommo Notifications <noreply@example.com>\"", c.MailFrom)
+	}
+	if c.SMTPConnections < 1 || c.SMTPConnections > email.MaxConnections {
+		return fmt.Errorf("NOTIFY_SMTP_CONNECTIONS: must be 1 to %d", email.MaxConnections)
 	}
 	return nil
 }

@@ -31,6 +31,7 @@ import (
 
 	"github.com/kommo-notify/notify/channels"
 	"github.com/kommo-notify/notify/channels/directory"
+	"github.com/kommo-notify/notify/channels/email"
 	"github.com/kommo-notify/notify/channels/relay"
 	"github.com/kommo-notify/notify/channels/relay/web"
 	"github.com/kommo-notify/notify/dispatcher"
@@ -151,6 +152,9 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer,
 	}
 	chans := []channels.Channel{rl}
 	for _, name := range []string{channels.Center, channels.Email, channels.Push} {
+		if name == channels.Email && cfg.SMTPURL != "" {
+			continue // wired below, once the recipient directory exists
+		}
 		log.Warn("channel disabled: deliveries are recorded as skipped", "channel", name, "reason", channels.ReasonChannelDisabled)
 		chans = append(chans, channels.Disabled(name))
 	}
@@ -166,6 +170,21 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer,
 		return fmt.Errorf("provision the recipient directory: %w", err)
 	}
 	recipients := directory.NewCache(dir, log)
+	if cfg.SMTPURL != "" {
+		mailer, err := email.New(email.Config{
+			Server:      cfg.smtp,
+			From:        cfg.MailFrom,
+			BaseURL:     cfg.BaseURL,
+			Recipients:  recipients,
+			Connections: cfg.SMTPConnections,
+			Logger:      log,
+		})
+		if err != nil {
+			return configError{fmt.Errorf("SMTP_URL: %w", err)}
+		}
+		chans = append(chans, mailer)
+		log.Info("email channel enabled", "channel", channels.Email, "smtp", cfg.smtp.String(), "connections", cfg.SMTPConnections)
+	}
 
 	d, err := dispatcher.New(nc, dispatcher.Config{
 		Channels:        chans,
