@@ -64,6 +64,9 @@ type Config struct {
 	// Directory is the recipient directory behind the admin routes
 	// /api/v1/accounts/{account}/users/{user}[/devices]. Nil: they answer 503.
 	Directory Directory
+	// Center is the notification center behind /api/v1/center, for the user of a
+	// token verified by Users. Nil: those routes answer 503.
+	Center Center
 	// AllowedOrigins are the host or host:port patterns (* as a wildcard) of pages on
 	// other origins that may call the API from a browser (CORS), as for the websocket.
 	AllowedOrigins []string
@@ -118,6 +121,9 @@ func (c *Config) Validate() error {
 	}
 	if c.APIKeys.Len() == 0 {
 		errs = append(errs, errors.New("no API keys: every publish would be refused"))
+	}
+	if c.Center != nil && c.Users == nil {
+		errs = append(errs, errors.New("a center needs Users to verify the tokens of its users"))
 	}
 	if math.IsNaN(c.RateLimit) || c.RateLimit < 0 || c.RateLimit > maxRateLimit {
 		errs = append(errs, fmt.Errorf("rate limit must be above 0 and at most %g events/s", float64(maxRateLimit)))
