@@ -13,7 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kommo-notify/notify/channels/center"
 	"github.com/kommo-notify/notify/channels/email"
+	"github.com/kommo-notify/notify/channels/push"
 	"github.com/kommo-notify/notify/events/token"
 )
 
@@ -30,6 +32,13 @@ type config struct {
 	MailFrom        string
 	SMTPConnections int
 	smtp            email.Server // SMTPURL, parsed by validate
+	FCMCredentials  string       // FCM_CREDENTIALS_FILE; empty: the push channel is disabled
+	FCMProjectID    string
+	FCMEndpoint     string
+	PushRate        int
+	fcm             *push.Credentials // FCMCredentials, loaded by validate
+	CenterMaxItems  int
+	CenterMaxAge    time.Duration
 	NATSURL         string
 	NATSCreds       string
 	DataDir         string
@@ -92,6 +101,12 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*
 	str(&c.SMTPURL, setting{"smtp-url", "SMTP_URL", "SMTP server for email, smtp://user:pass@host:port?tls=none|starttls|tls; empty disables email", ""})
 	str(&c.MailFrom, setting{"mail-from", "NOTIFY_MAIL_FROM", "sender of email notifications, such as \"Kommo Notifications <noreply@example.com>\" (required with SMTP_URL)", ""})
 	integer(&c.SMTPConnections, setting{"smtp-connections", "NOTIFY_SMTP_CONNECTIONS", "SMTP connections kept open: the most emails in flight", "4"})
+	str(&c.FCMCredentials, setting{"fcm-credentials-file", "FCM_CREDENTIALS_FILE", "service account key file of the Firebase project for mobile push; empty disables push", ""})
+	str(&c.FCMProjectID, setting{"fcm-project-id", "FCM_PROJECT_ID", "Firebase project for mobile push (default: the key file's project_id)", ""})
+	str(&c.FCMEndpoint, setting{"fcm-endpoint", "FCM_ENDPOINT", "base URL of an FCM v1 compatible endpoint, such as the emulator's http://127.0.0.1:4004; empty: FCM", ""})
+	integer(&c.PushRate, setting{"push-rate", "NOTIFY_PUSH_RATE", "push messages per minute per Firebase project (FCM's quota is 600000)", "600000"})
+	integer(&c.CenterMaxItems, setting{"center-max-items", "NOTIFY_CENTER_MAX_ITEMS", "notification center items kept per user; the oldest go first", "1000"})
+	dur(&c.CenterMaxAge, setting{"center-max-age", "NOTIFY_CENTER_MAX_AGE", "how long a notification center item is kept", "2160h"})
 	str(&c.NATSURL, setting{"nats-url", "NATS_URL", "NATS servers to join; empty runs an embedded server", ""})
 	str(&c.NATSCreds, setting{"nats-creds", "NATS_CREDS", "NATS credentials file", ""})
 	str(&c.DataDir, setting{"data-dir", "NOTIFY_DATA_DIR", "data directory: embedded JetStream store and generated secrets", "./data"})
@@ -177,6 +192,15 @@ func (c *config) validate() error {
 	if err := c.validateEmail(); err != nil {
 		return err
 	}
+	if err := c.validatePush(); err != nil {
+		return err
+	}
+	if c.CenterMaxItems < 1 || c.CenterMaxItems > center.MaxMaxItems {
+		return fmt.Errorf("NOTIFY_CENTER_MAX_ITEMS: must be 1 to %d", center.MaxMaxItems)
+	}
+	if c.CenterMaxAge < time.Minute {
+		return errors.New("NOTIFY_CENTER_MAX_AGE: must be at least 1m")
+	}
 	if c.RateLimit <= 0 {
 		return errors.New("NOTIFY_RATE_LIMIT: must be above 0")
 	}
@@ -222,6 +246,36 @@ func (c *config) validateEmail() error {
 	}
 	if c.SMTPConnections < 1 || c.SMTPConnections > email.MaxConnections {
 		return fmt.Errorf("NOTIFY_SMTP_CONNECTIONS: must be 1 to %d", email.MaxConnections)
+	}
+	return nil
+}
+
+// validatePush checks the push settings when FCM_CREDENTIALS_FILE turns push on. The
+// key file is read and checked here, so a wrong file stops the daemon at start
+// rather than failing the first notification.
+func (c *config) validatePush() error {
+	if c.FCMCredentials == "" {
+		if c.FCMProjectID != "" || c.FCMEndpoint != "" {
+			return errors.New("FCM_CREDENTIALS_FILE: required with FCM_PROJECT_ID or FCM_ENDPOINT (the emulator writes one: fcm-emulator --credentials-out)")
+		}
+		return nil
+	}
+	creds, err := push.LoadCredentials(c.FCMCredentials)
+	if err != nil {
+		return fmt.Errorf("FCM_CREDENTIALS_FILE: %w", err)
+	}
+	c.fcm = creds
+	if c.FCMProjectID == "" && creds.ProjectID == "" {
+		return errors.New("FCM_PROJECT_ID: required, the key file names no project_id")
+	}
+	if c.FCMEndpoint != "" {
+		if u, err := url.Parse(c.FCMEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("FCM_ENDPOINT: %q is not an absolute http(s) URL", c.FCMEndpoint)
+		}
+		c.FCMEndpoint = strings.TrimRight(c.FCMEndpoint, "/")
+	}
+	if c.PushRate < 1 {
+		return errors.New("NOTIFY_PUSH_RATE: must be at least 1 message a minute")
 	}
 	return nil
 }

@@ -30,8 +30,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kommo-notify/notify/channels"
+	"github.com/kommo-notify/notify/channels/center"
 	"github.com/kommo-notify/notify/channels/directory"
 	"github.com/kommo-notify/notify/channels/email"
+	"github.com/kommo-notify/notify/channels/push"
 	"github.com/kommo-notify/notify/channels/relay"
 	"github.com/kommo-notify/notify/channels/relay/web"
 	"github.com/kommo-notify/notify/dispatcher"
@@ -136,9 +138,23 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer,
 	if err != nil {
 		return err
 	}
+	// The notification center keeps add_error and add_call for each user; the hub asks
+	// it for the hello's badge and for what a reconnecting tab missed.
+	centerStore, err := center.New(ctx, center.Config{
+		Conn:     nc,
+		BaseURL:  cfg.BaseURL,
+		MaxItems: cfg.CenterMaxItems,
+		MaxAge:   cfg.CenterMaxAge,
+		Replicas: replicas,
+		Logger:   log,
+	})
+	if err != nil {
+		return fmt.Errorf("provision the notification center: %w", err)
+	}
 	hub, err := relay.NewHub(relay.HubConfig{
 		Conn:           nc,
 		Tokens:         signer,
+		Center:         centerStore,
 		AllowedOrigins: cfg.origins(),
 		Registerer:     reg,
 		Logger:         log,
@@ -150,10 +166,13 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer,
 	if err != nil {
 		return err
 	}
-	chans := []channels.Channel{rl}
-	for _, name := range []string{channels.Center, channels.Email, channels.Push} {
+	chans := []channels.Channel{rl, centerStore}
+	for _, name := range []string{channels.Email, channels.Push} {
 		if name == channels.Email && cfg.SMTPURL != "" {
 			continue // wired below, once the recipient directory exists
+		}
+		if name == channels.Push && cfg.FCMCredentials != "" {
+			continue // wired below, with the recipient directory
 		}
 		log.Warn("channel disabled: deliveries are recorded as skipped", "channel", name, "reason", channels.ReasonChannelDisabled)
 		chans = append(chans, channels.Disabled(name))
@@ -185,6 +204,26 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer,
 		chans = append(chans, mailer)
 		log.Info("email channel enabled", "channel", channels.Email, "smtp", cfg.smtp.String(), "connections", cfg.SMTPConnections)
 	}
+	if cfg.FCMCredentials != "" {
+		pusher, err := push.New(ctx, push.Config{
+			ProjectID:     cfg.FCMProjectID,
+			Credentials:   cfg.fcm,
+			Endpoint:      cfg.FCMEndpoint,
+			BaseURL:       cfg.BaseURL,
+			Profiles:      recipients,
+			Devices:       dir,
+			RatePerMinute: cfg.PushRate,
+			Registerer:    reg,
+			Logger:        log,
+		})
+		if err != nil {
+			return configError{fmt.Errorf("FCM_CREDENTIALS_FILE: %w", err)}
+		}
+		chans = append(chans, pusher)
+		log.Info("push channel enabled", "channel", channels.Push, "project", pusher.Project(), "endpoint", pusher.Endpoint(), "rate_per_minute", cfg.PushRate)
+	} else {
+		push.ExportMetrics(reg) // the contract's push metrics, at zero while push is off
+	}
 
 	d, err := dispatcher.New(nc, dispatcher.Config{
 		Channels:        chans,
@@ -212,6 +251,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer,
 		Users:          signer,
 		AllowedOrigins: cfg.origins(),
 		Directory:      dir,
+		Center:         centerStore,
 		RateLimit:      cfg.RateLimit,
 		Metrics:        d.Metrics(),
 		Ready:          d.Ready,

@@ -232,17 +232,24 @@ type popupFrame struct {
 	Kind, Type, ID string
 }
 
+// nextFrame returns the next pop-up frame. The notification center's frames of an
+// add_* travel on the same subject, in no fixed order with the pop-up: they are
+// skipped.
 func nextFrame(t *testing.T, sub *nats.Subscription) popupFrame {
 	t.Helper()
-	m, err := sub.NextMsg(10 * time.Second)
-	if err != nil {
-		t.Fatalf("no frame: %v", err)
+	for {
+		m, err := sub.NextMsg(10 * time.Second)
+		if err != nil {
+			t.Fatalf("no frame: %v", err)
+		}
+		var f popupFrame
+		if err := json.Unmarshal(m.Data, &f); err != nil {
+			t.Fatalf("frame %s: %v", m.Data, err)
+		}
+		if f.Kind != "center" {
+			return f
+		}
 	}
-	var f popupFrame
-	if err := json.Unmarshal(m.Data, &f); err != nil {
-		t.Fatalf("frame %s: %v", m.Data, err)
-	}
-	return f
 }
 
 func grep(b []byte, s string) string {
