@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
@@ -208,6 +209,13 @@ func (e *browserEnv) open(t *testing.T, path string) *tab {
 // page wrote to the console, threw, or broke its security policy.
 func (e *browserEnv) openURL(t *testing.T, address string) *tab {
 	t.Helper()
+	return e.openURLWith(t, address, "")
+}
+
+// openURLWith is openURL with a script the tab runs in every document before the
+// page's own scripts (a test's hook; it is no page script, so no policy applies).
+func (e *browserEnv) openURLWith(t *testing.T, address, preload string) *tab {
+	t.Helper()
 	tb := &tab{}
 	tabCtx, cancel := chromedp.NewContext(e.browser, chromedp.WithListener(tb.listen))
 	t.Cleanup(cancel)
@@ -218,12 +226,24 @@ func (e *browserEnv) openURL(t *testing.T, address string) *tab {
 	t.Cleanup(cancelTimeout)
 	tb.ctx = ctx
 	t.Cleanup(func() { tb.checkQuiet(t) })
+	if preload != "" {
+		tb.do(t, func(ctx context.Context, target *chromedp.Target) (chromedp.Void, error) {
+			_, err := cdp.Call(ctx, target, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: preload})
+			return chromedp.Void{}, err
+		})
+	}
 	tb.do(t, chromedp.EmulateViewport(1280, 800), chromedp.Navigate(address))
 	return tb
 }
 
 // openDemo opens the demo page as account/user and waits until its websocket is open.
 func (e *browserEnv) openDemo(t *testing.T, account, user string, query string) *tab {
+	t.Helper()
+	return e.openDemoWith(t, account, user, query, "")
+}
+
+// openDemoWith is openDemo with a preload script, as for openURLWith.
+func (e *browserEnv) openDemoWith(t *testing.T, account, user, query, preload string) *tab {
 	t.Helper()
 	q := url.Values{"token": {e.token(t, account, user)}}
 	extra, err := url.ParseQuery(query)
@@ -233,7 +253,7 @@ func (e *browserEnv) openDemo(t *testing.T, account, user string, query string) 
 	for k, v := range extra {
 		q[k] = v
 	}
-	tb := e.open(t, "/?"+q.Encode())
+	tb := e.openURLWith(t, e.d.ep.HTTP+"/?"+q.Encode(), preload)
 	tb.waitStatus(t, "open")
 	return tb
 }

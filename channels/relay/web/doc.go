@@ -1,5 +1,6 @@
 // Package web serves the browser side of the relay: the client script that opens the
-// user's websocket and shows pop-ups, and a small demo page built on it.
+// user's websocket and shows pop-ups and the notification center's bell, and a small
+// demo page built on it.
 //
 // Routes (see Patterns; all GET, HEAD answered too):
 //
@@ -23,7 +24,8 @@
 // other origins (Access-Control-Allow-Origin: *, Cross-Origin-Resource-Policy:
 // cross-origin), so a CRM page can include it from the dispatcher.
 //
-// The websocket (GET /ws) and the HTTP API that APP.notifications posts to are served
-// by the relay hub and the HTTP API; this package only ships files. It imports nothing
+// The websocket (GET /ws) and the HTTP API that APP.notifications posts to and the bell
+// reads and marks (/api/v1/center) are served by the relay hub and the HTTP API; this
+// package only ships files. It imports nothing
 // of the module.
 package web

@@ -233,3 +233,17 @@ func TestClientUsesNoHTMLSinks(t *testing.T) {
 		}
 	}
 }
+
+// TestClientIsQuiet is a guard on client.js and the demo's script: a host page's
+// console is its own, so neither writes to it (errors of the integrator's hooks are
+// reported with reportError, as uncaught errors are).
+func TestClientIsQuiet(t *testing.T) {
+	for _, name := range []string{"client.js", "demo/app.js"} {
+		src, _ := files.ReadFile(name)
+		for _, call := range []string{"console.", "debugger", "alert(", "confirm("} {
+			if bytes.Contains(src, []byte(call)) {
+				t.Errorf("%s uses %s", name, call)
+			}
+		}
+	}
+}

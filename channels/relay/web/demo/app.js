@@ -1,5 +1,5 @@
-// The demo page's wiring: connect with ?token=, show the connection, and run the
-// documentation's examples through APP.notifications. A file of its own because the
+// The demo page's wiring: connect with ?token=, show the connection and the bell, and
+// run the documentation's examples through APP.notifications. A file of its own because the
 // page's Content-Security-Policy allows no inline script.
 (() => {
   'use strict';
@@ -44,6 +44,7 @@
     token,
     dismissAfter: dismiss === null || dismiss === '' ? undefined : Number(dismiss) * 1000,
     onStatus: showStatus,
+    bell: $('bell'),
   });
 
   // The examples of Kommo's documentation. They leave out its fixed 2024 dates (the
