@@ -130,7 +130,14 @@ func (d *Dispatcher) handleDurable(ctx context.Context, ch channels.Channel, m j
 		return
 	}
 	var retry time.Duration
+	progress := time.Now()
 	for _, user := range users {
+		// An _all event to many users outlasts the ack wait; say we are still on it, or
+		// JetStream hands it to another worker while this one is sending.
+		if time.Since(progress) > d.cfg.AckWait/3 {
+			_ = m.InProgress()
+			progress = time.Now()
+		}
 		r := d.send(ctx, ch, ev, user, attempt)
 		switch {
 		case r.outcome == OutcomeRetry && isLive(ch):
