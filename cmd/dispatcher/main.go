@@ -166,18 +166,6 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer,
 	if err != nil {
 		return err
 	}
-	chans := []channels.Channel{rl, centerStore}
-	for _, name := range []string{channels.Email, channels.Push} {
-		if name == channels.Email && cfg.SMTPURL != "" {
-			continue // wired below, once the recipient directory exists
-		}
-		if name == channels.Push && cfg.FCMCredentials != "" {
-			continue // wired below, with the recipient directory
-		}
-		log.Warn("channel disabled: deliveries are recorded as skipped", "channel", name, "reason", channels.ReasonChannelDisabled)
-		chans = append(chans, channels.Disabled(name))
-	}
-
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
@@ -189,41 +177,15 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer,
 		return fmt.Errorf("provision the recipient directory: %w", err)
 	}
 	recipients := directory.NewCache(dir, log)
-	if cfg.SMTPURL != "" {
-		mailer, err := email.New(email.Config{
-			Server:      cfg.smtp,
-			From:        cfg.MailFrom,
-			BaseURL:     cfg.BaseURL,
-			Recipients:  recipients,
-			Connections: cfg.SMTPConnections,
-			Logger:      log,
-		})
-		if err != nil {
-			return configError{fmt.Errorf("SMTP_URL: %w", err)}
-		}
-		chans = append(chans, mailer)
-		log.Info("email channel enabled", "channel", channels.Email, "smtp", cfg.smtp.String(), "connections", cfg.SMTPConnections)
+	mailer, err := emailChannel(cfg, recipients, log)
+	if err != nil {
+		return err
 	}
-	if cfg.FCMCredentials != "" {
-		pusher, err := push.New(ctx, push.Config{
-			ProjectID:     cfg.FCMProjectID,
-			Credentials:   cfg.fcm,
-			Endpoint:      cfg.FCMEndpoint,
-			BaseURL:       cfg.BaseURL,
-			Profiles:      recipients,
-			Devices:       dir,
-			RatePerMinute: cfg.PushRate,
-			Registerer:    reg,
-			Logger:        log,
-		})
-		if err != nil {
-			return configError{fmt.Errorf("FCM_CREDENTIALS_FILE: %w", err)}
-		}
-		chans = append(chans, pusher)
-		log.Info("push channel enabled", "channel", channels.Push, "project", pusher.Project(), "endpoint", pusher.Endpoint(), "rate_per_minute", cfg.PushRate)
-	} else {
-		push.ExportMetrics(reg) // the contract's push metrics, at zero while push is off
+	pusher, err := pushChannel(ctx, cfg, recipients, dir, reg, log)
+	if err != nil {
+		return err
 	}
+	chans := []channels.Channel{rl, centerStore, mailer, pusher}
 
 	d, err := dispatcher.New(nc, dispatcher.Config{
 		Channels:        chans,
@@ -346,6 +308,53 @@ func keys(cfg *config, log *slog.Logger) (api, admin httpapi.Keys, err error) {
 		return httpapi.Keys{}, httpapi.Keys{}, configError{fmt.Errorf("NOTIFY_ADMIN_KEYS: %w", err)}
 	}
 	return api, admin, nil
+}
+
+// emailChannel is the email channel when SMTP_URL is set, else its disabled stand-in.
+func emailChannel(cfg *config, recipients *directory.Cache, log *slog.Logger) (channels.Channel, error) {
+	if cfg.SMTPURL == "" {
+		log.Warn("channel disabled: deliveries are recorded as skipped", "channel", channels.Email, "reason", channels.ReasonChannelDisabled)
+		return channels.Disabled(channels.Email), nil
+	}
+	mailer, err := email.New(email.Config{
+		Server:      cfg.smtp,
+		From:        cfg.MailFrom,
+		BaseURL:     cfg.BaseURL,
+		Recipients:  recipients,
+		Connections: cfg.SMTPConnections,
+		Logger:      log,
+	})
+	if err != nil {
+		return nil, configError{fmt.Errorf("SMTP_URL: %w", err)}
+	}
+	log.Info("email channel enabled", "channel", channels.Email, "smtp", cfg.smtp.String(), "connections", cfg.SMTPConnections)
+	return mailer, nil
+}
+
+// pushChannel is the push channel when FCM_CREDENTIALS_FILE is set, else its disabled
+// stand-in; the push metrics are exported either way.
+func pushChannel(ctx context.Context, cfg *config, recipients *directory.Cache, dir *directory.Store, reg prometheus.Registerer, log *slog.Logger) (channels.Channel, error) {
+	if cfg.FCMCredentials == "" {
+		log.Warn("channel disabled: deliveries are recorded as skipped", "channel", channels.Push, "reason", channels.ReasonChannelDisabled)
+		push.ExportMetrics(reg) // the contract's push metrics, at zero while push is off
+		return channels.Disabled(channels.Push), nil
+	}
+	pusher, err := push.New(ctx, push.Config{
+		ProjectID:     cfg.FCMProjectID,
+		Credentials:   cfg.fcm,
+		Endpoint:      cfg.FCMEndpoint,
+		BaseURL:       cfg.BaseURL,
+		Profiles:      recipients,
+		Devices:       dir,
+		RatePerMinute: cfg.PushRate,
+		Registerer:    reg,
+		Logger:        log,
+	})
+	if err != nil {
+		return nil, configError{fmt.Errorf("FCM_CREDENTIALS_FILE: %w", err)}
+	}
+	log.Info("push channel enabled", "channel", channels.Push, "project", pusher.Project(), "endpoint", pusher.Endpoint(), "rate_per_minute", cfg.PushRate)
+	return pusher, nil
 }
 
 // routes are the handlers of other components on the HTTP listener: the websocket,
