@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"context"
+	"log/slog"
 	"math/rand/v2"
 	"time"
 
@@ -38,19 +39,35 @@ func (d *Dispatcher) send(ctx context.Context, ch channels.Channel, ev *events.E
 }
 
 // record counts a final or retried outcome and logs it with the event and channel.
+// Sent and skipped deliveries log at debug; the level is checked first, so the hot
+// path builds no record when debug is off.
 func (d *Dispatcher) record(ch string, ev *events.Event, user string, attempt int, r result) {
 	d.metrics.delivered(ch, ev.Type, r.outcome, ev.Accepted)
-	log := d.log.With("event_id", ev.ID, "channel", ch, "type", ev.Type, "account", ev.Account, "user", user, "attempt", attempt)
+	level, msg := slog.LevelDebug, "delivered"
 	switch r.outcome {
-	case OutcomeSent:
-		log.Debug("delivered")
 	case OutcomeSkipped:
-		log.Debug("skipped", "reason", r.reason)
+		msg = "skipped"
 	case OutcomeRetry:
-		log.Warn("delivery failed, will retry", "error", r.err)
-	default:
-		log.Error("delivery failed", "outcome", r.outcome, "error", r.err)
+		level, msg = slog.LevelWarn, "delivery failed, will retry"
+	case OutcomeFailed, OutcomeDead:
+		level, msg = slog.LevelError, "delivery failed"
 	}
+	ctx := context.Background()
+	if !d.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("event_id", ev.ID), slog.String("channel", ch), slog.String("type", string(ev.Type)),
+		slog.String("account", ev.Account), slog.String("user", user), slog.Int("attempt", attempt),
+		slog.String("outcome", r.outcome),
+	}
+	if r.reason != "" {
+		attrs = append(attrs, slog.String("reason", r.reason))
+	}
+	if r.err != nil {
+		attrs = append(attrs, slog.Any("error", r.err))
+	}
+	d.log.LogAttrs(ctx, level, msg, attrs...)
 }
 
 // recipients lists who a channel delivers ev to: the addressed user, or for _all
