@@ -23,10 +23,14 @@ type Dispatcher struct {
 	log      *slog.Logger
 	metrics  *Metrics
 	channels map[string]channels.Channel
-	dedup    *dedup
-	routing  chan struct{} // closed once pop-up subscriptions are live
-	routed   sync.Once
-	ready    atomic.Bool // routing and not shutting down
+	// owner is the channel whose consumer speaks for the router about each durable
+	// event: it counts the event as received and dead-letters it when it is invalid.
+	// Every consumer validates (cheap and deterministic), but only one reports.
+	owner   string
+	dedup   *dedup
+	routing chan struct{} // closed once pop-up subscriptions are live
+	routed  sync.Once
+	ready   atomic.Bool // routing and not shutting down
 }
 
 // New checks cfg and returns a dispatcher on nc. Nothing is provisioned or consumed
@@ -49,6 +53,7 @@ func New(nc *nats.Conn, cfg Config) (*Dispatcher, error) {
 		channels: make(map[string]channels.Channel, len(cfg.Channels)),
 		dedup:    newDedup(cfg.DedupWindow, popupDedupCapacity),
 		routing:  make(chan struct{}),
+		owner:    durableChannels()[0],
 	}
 	for _, ch := range cfg.Channels {
 		d.channels[ch.Name()] = ch

@@ -91,11 +91,6 @@ func (d *Dispatcher) consumeOnce(ctx context.Context, ch channels.Channel, slots
 	}
 }
 
-// owner is the channel whose consumer speaks for the router about each durable event:
-// it counts the event as received and dead-letters it when it is invalid. Every
-// consumer validates (it is cheap and deterministic), but only one reports.
-func owner() string { return durableChannels()[0] }
-
 // handleDurable delivers one stored event through one channel and acknowledges it,
 // asks for redelivery with backoff, or dead-letters it.
 func (d *Dispatcher) handleDurable(ctx context.Context, ch channels.Channel, m jetstream.Msg) {
@@ -106,7 +101,7 @@ func (d *Dispatcher) handleDurable(ctx context.Context, ch channels.Channel, m j
 		return
 	}
 	attempt := int(meta.NumDelivered)
-	reports := ch.Name() == owner()
+	reports := ch.Name() == d.owner
 	ev, _, err := decode(m.Subject(), m.Headers(), m.Data(), meta.Timestamp, func() string {
 		return events.StreamID(meta.Timestamp, meta.Sequence.Stream)
 	})
