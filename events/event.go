@@ -3,6 +3,8 @@ package events
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -50,4 +52,28 @@ func CheckID(id string) error {
 		}
 	}
 	return nil
+}
+
+// NewEvent builds the event a producer publishes: it checks addr and id (empty: a
+// fresh ULID), validates body as addr's payload accepted at now (a missing date is
+// now), and encodes the payload once, canonically. The warnings name the fields that
+// were dropped. The Go client, the CLI and the HTTP API all build their events here.
+func NewEvent(addr Address, id string, body []byte, now time.Time) (*Event, []string, error) {
+	if err := addr.Validate(); err != nil {
+		return nil, nil, err
+	}
+	if id == "" {
+		id = NewID()
+	} else if err := CheckID(id); err != nil {
+		return nil, nil, err
+	}
+	p, warnings, err := Validate(addr.Type, body, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	canonical, err := json.Marshal(p)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode %s: %w", addr.Type, err)
+	}
+	return &Event{ID: id, Address: addr, Payload: p, Body: canonical, Accepted: now}, warnings, nil
 }

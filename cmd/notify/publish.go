@@ -56,26 +56,13 @@ func (a *app) publish(ctx context.Context, args []string) error {
 	defer cancel()
 
 	// Validate before connecting, so a bad payload names its field even while NATS is down.
-	if err := cfg.addr.Validate(); err != nil {
-		return err
-	}
-	if cfg.id == "" {
-		cfg.id = events.NewID()
-	} else if err := events.CheckID(cfg.id); err != nil {
-		return err
-	}
 	body, err := a.readPayload(cfg.payload)
 	if err != nil {
 		return err
 	}
-	now := time.Now()
-	payload, warnings, err := events.Validate(cfg.addr.Type, body, now)
+	ev, warnings, err := events.NewEvent(cfg.addr, cfg.id, body, time.Now())
 	if err != nil {
 		return err
-	}
-	canonical, err := json.Marshal(payload)
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", cfg.addr.Type, err)
 	}
 
 	nc, err := connect(cfg)
@@ -87,7 +74,6 @@ func (a *app) publish(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	ev := &events.Event{ID: cfg.id, Address: cfg.addr, Payload: payload, Body: canonical, Accepted: now}
 	res, err := client.PublishEvent(ctx, ev)
 	if err != nil {
 		return err
@@ -96,9 +82,7 @@ func (a *app) publish(ctx context.Context, args []string) error {
 	if err := nc.FlushWithContext(ctx); err != nil {
 		return fmt.Errorf("publish %s: flush: %w", ev.ID, err)
 	}
-	if warnings != nil {
-		res.Warnings = warnings
-	}
+	res.Warnings = warnings
 	return json.NewEncoder(a.stdout).Encode(res)
 }
 

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -93,7 +92,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) (*accepted, *eve
 		return nil, events.AsError(err)
 	}
 
-	id := events.NewID()
+	var id string // empty: NewEvent makes a fresh one
 	if idemKey := r.Header.Get(IdempotencyHeader); idemKey != "" {
 		if events.CheckID(idemKey) != nil {
 			return nil, events.FieldError(IdempotencyHeader, "must be 1 to %d printable ASCII characters without spaces", events.MaxIDHeaderLen)
@@ -109,13 +108,9 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) (*accepted, *eve
 		return nil, e
 	}
 	now := s.cfg.Now()
-	payload, warnings, err := events.Validate(addr.Type, body, now)
+	ev, warnings, err := events.NewEvent(addr, id, body, now)
 	if err != nil {
 		return nil, events.AsError(err)
-	}
-	canonical, err := json.Marshal(payload)
-	if err != nil { // a validated payload always encodes; treat a failure as the body's
-		return nil, &events.Error{Code: events.CodeInvalidJSON, Message: "payload does not encode: " + err.Error()}
 	}
 
 	if err := s.cfg.Ready(); err != nil {
@@ -128,15 +123,11 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) (*accepted, *eve
 			Message: fmt.Sprintf("over the account's rate of %g events/s", s.cfg.RateLimit)}
 	}
 
-	ev := &events.Event{ID: id, Address: addr, Payload: payload, Body: canonical, Accepted: now}
 	if err := s.publish(r.Context(), ev); err != nil {
 		token.CancelAt(now)
 		return nil, &events.Error{Code: events.CodeUnavailable, Message: "could not publish the event: NATS is unavailable"}
 	}
-	if warnings == nil {
-		warnings = []string{}
-	}
-	return &accepted{ID: id, Warnings: warnings}, nil
+	return &accepted{ID: ev.ID, Warnings: warnings}, nil
 }
 
 // authorize identifies the credential: an API key (for any account or its own), or a

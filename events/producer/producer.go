@@ -58,27 +58,15 @@ func (c *Client) Publish(ctx context.Context, addr events.Address, payload any, 
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if err := addr.Validate(); err != nil {
-		return Result{}, err
-	}
-	if o.id == "" {
-		o.id = events.NewID()
-	} else if err := events.CheckID(o.id); err != nil {
-		return Result{}, err
-	}
 	body, err := encode(payload)
 	if err != nil {
 		return Result{}, err
 	}
-	p, warnings, err := events.Validate(addr.Type, body, c.now())
+	ev, warnings, err := events.NewEvent(addr, o.id, body, c.now())
 	if err != nil {
 		return Result{}, err
 	}
-	canonical, err := json.Marshal(p)
-	if err != nil {
-		return Result{}, fmt.Errorf("producer: encode %s: %w", addr.Type, err)
-	}
-	res, err := c.PublishEvent(ctx, &events.Event{ID: o.id, Address: addr, Payload: p, Body: canonical})
+	res, err := c.PublishEvent(ctx, ev)
 	res.Warnings = warnings
 	return res, err
 }
