@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -397,7 +398,7 @@ func userTokens(cfg *config, log *slog.Logger) (*token.Signer, error) {
 
 // connect joins NATS for good: it retries the first connection and reconnects forever,
 // because a daemon that gives up after two minutes of network trouble is an outage.
-func connect(ctx context.Context, url, creds string, log *slog.Logger) (*nats.Conn, error) {
+func connect(ctx context.Context, natsURL, creds string, log *slog.Logger) (*nats.Conn, error) {
 	opts := []nats.Option{
 		nats.Name("notify-dispatcher"),
 		nats.MaxReconnects(-1),
@@ -420,7 +421,7 @@ func connect(ctx context.Context, url, creds string, log *slog.Logger) (*nats.Co
 	var once sync.Once
 	markConnected := func(*nats.Conn) { once.Do(func() { close(connected) }) }
 	opts = append(opts, nats.ConnectHandler(markConnected))
-	nc, err := nats.Connect(url, opts...)
+	nc, err := nats.Connect(natsURL, opts...)
 	if err != nil {
 		return nil, configError{fmt.Errorf("NATS_URL: %w", err)}
 	}
@@ -437,7 +438,7 @@ func connect(ctx context.Context, url, creds string, log *slog.Logger) (*nats.Co
 		return nil, ctx.Err()
 	case <-time.After(30 * time.Second):
 		nc.Close()
-		return nil, configError{fmt.Errorf("NATS_URL: cannot reach %s", redact(url))}
+		return nil, configError{fmt.Errorf("NATS_URL: cannot reach %s", redact(natsURL))}
 	}
 }
 
@@ -468,14 +469,12 @@ func reachable(addr net.Addr) string {
 	return net.JoinHostPort(host, port)
 }
 
-// redact drops passwords from a NATS URL list for messages.
+// redact hides the passwords of a NATS URL list, for messages.
 func redact(urls string) string {
 	parts := strings.Split(urls, ",")
 	for i, p := range parts {
-		if at := strings.LastIndex(p, "@"); at >= 0 {
-			if scheme := strings.Index(p, "://"); scheme >= 0 && scheme < at {
-				parts[i] = p[:scheme+3] + "***" + p[at:]
-			}
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil {
+			parts[i] = u.Redacted()
 		}
 	}
 	return strings.Join(parts, ",")

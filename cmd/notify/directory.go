@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -82,15 +83,15 @@ func (a *app) resolve(f *directoryFlags) error {
 	if f.timeout <= 0 {
 		return usagef("--timeout must be positive")
 	}
-	f.natsURL = firstNonEmpty(f.natsURL, a.getenv("NATS_URL"), defaultNATSURL)
-	f.creds = firstNonEmpty(f.creds, a.getenv("NATS_CREDS"))
+	f.natsURL = cmp.Or(f.natsURL, a.getenv("NATS_URL"), defaultNATSURL)
+	f.creds = cmp.Or(f.creds, a.getenv("NATS_CREDS"))
 	return directory.CheckAddress(f.account, f.user)
 }
 
 // openDirectory connects and binds to the dispatcher's bucket; close ends the
 // connection.
 func openDirectory(ctx context.Context, f *directoryFlags) (_ *directory.Store, closeConn func(), _ error) {
-	nc, err := connect(&publishConfig{natsURL: f.natsURL, creds: f.creds, timeout: f.timeout})
+	nc, err := connect(f.natsURL, f.creds, f.timeout)
 	if err != nil {
 		return nil, nil, err
 	}

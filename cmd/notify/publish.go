@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -65,7 +66,7 @@ func (a *app) publish(ctx context.Context, args []string) error {
 		return err
 	}
 
-	nc, err := connect(cfg)
+	nc, err := connect(cfg.natsURL, cfg.creds, cfg.timeout)
 	if err != nil {
 		return err
 	}
@@ -124,8 +125,8 @@ func (a *app) parsePublish(args []string) (*publishConfig, error) {
 	if cfg.timeout <= 0 {
 		return nil, usagef("--timeout must be positive")
 	}
-	cfg.natsURL = firstNonEmpty(cfg.natsURL, a.getenv("NATS_URL"), defaultNATSURL)
-	cfg.creds = firstNonEmpty(cfg.creds, a.getenv("NATS_CREDS"))
+	cfg.natsURL = cmp.Or(cfg.natsURL, a.getenv("NATS_URL"), defaultNATSURL)
+	cfg.creds = cmp.Or(cfg.creds, a.getenv("NATS_CREDS"))
 	return cfg, nil
 }
 
@@ -142,14 +143,15 @@ func (a *app) readPayload(arg string) ([]byte, error) {
 	return body, nil
 }
 
-func connect(cfg *publishConfig) (*nats.Conn, error) {
-	opts := []nats.Option{nats.Name("notify-cli"), nats.Timeout(cfg.timeout)}
-	if cfg.creds != "" {
-		opts = append(opts, nats.UserCredentials(cfg.creds))
+// connect reaches NATS for one command, failing within timeout.
+func connect(natsURL, creds string, timeout time.Duration) (*nats.Conn, error) {
+	opts := []nats.Option{nats.Name("notify-cli"), nats.Timeout(timeout)}
+	if creds != "" {
+		opts = append(opts, nats.UserCredentials(creds))
 	}
-	nc, err := nats.Connect(cfg.natsURL, opts...)
+	nc, err := nats.Connect(natsURL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach NATS at %s: %w", redactURLs(cfg.natsURL), err)
+		return nil, fmt.Errorf("cannot reach NATS at %s: %w", redactURLs(natsURL), err)
 	}
 	return nc, nil
 }
@@ -163,13 +165,4 @@ func redactURLs(urls string) string {
 		}
 	}
 	return strings.Join(parts, ",")
-}
-
-func firstNonEmpty(values ...string) string {
-	for _, v := range values {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
