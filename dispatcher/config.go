@@ -44,6 +44,10 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// SampleInterval is how often consumer lag and dead letters are sampled: 5s.
 	SampleInterval time.Duration
+	// StatusTTL is how long delivery status records are kept: 72h. A sent record is
+	// also what keeps a redelivered event from being sent twice, so it must outlive
+	// any redelivery (the longest retry schedule, or a crash-loop) by a margin.
+	StatusTTL time.Duration
 	// QueueGroup shares pop-up subjects among dispatchers: "notify-router".
 	QueueGroup string
 
@@ -69,6 +73,7 @@ func (c *Config) setDefaults() {
 	def(&c.PopupMaxAge, 2*time.Minute)
 	def(&c.ShutdownTimeout, 10*time.Second)
 	def(&c.SampleInterval, 5*time.Second)
+	def(&c.StatusTTL, 72*time.Hour)
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 10
 	}
@@ -97,6 +102,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DedupWindow > c.MaxAge {
 		errs = append(errs, errors.New("dedup window may not be longer than the stream's max age"))
+	}
+	if c.StatusTTL < time.Hour {
+		errs = append(errs, errors.New("status TTL must be at least 1h"))
 	}
 	if c.MaxAttempts < 1 {
 		errs = append(errs, errors.New("max attempts must be at least 1"))

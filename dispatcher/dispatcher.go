@@ -31,6 +31,8 @@ type Dispatcher struct {
 	routing chan struct{} // closed once pop-up subscriptions are live
 	routed  sync.Once
 	ready   atomic.Bool // routing and not shutting down
+	// statusKV is the delivery status bucket, set by the first Provision.
+	statusKV atomic.Pointer[jetstream.KeyValue]
 }
 
 // New checks cfg and returns a dispatcher on nc. Nothing is provisioned or consumed
@@ -67,7 +69,7 @@ func (d *Dispatcher) Metrics() *Metrics { return d.metrics }
 // Provision creates or updates the streams and consumers. Run calls it too; calling
 // it first lets a daemon fail early on a JetStream it cannot use.
 func (d *Dispatcher) Provision(ctx context.Context) error {
-	return provision(ctx, d.js, &d.cfg)
+	return d.provision(ctx)
 }
 
 // Routing is closed once Run routes: the streams are in place and the pop-up
@@ -105,6 +107,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	for _, name := range durableChannels() {
 		g.Go(func() error { return d.consume(gctx, d.channels[name]) })
 	}
+	g.Go(func() error { return d.deadLetterAdvisories(gctx) })
 	g.Go(func() error { d.sample(gctx); return nil })
 	d.log.Info("dispatcher routing", "channels", durableChannels(), "replicas", d.cfg.Replicas,
 		"dedup_window", d.cfg.DedupWindow.String())

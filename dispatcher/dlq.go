@@ -27,6 +27,13 @@ const (
 	HeaderAttempts = "Notify-Attempts"
 )
 
+// HeaderReplay marks an event republished from a dead letter (notify dlq replay): it
+// names the one channel that delivers it, the others acknowledge it untouched. A
+// replay carries its original id in HeaderEventID and no Nats-Msg-Id, so the dedup
+// window cannot swallow it. Dead letters of the router (invalid events) are replayed
+// without it, to every channel.
+const HeaderReplay = "Notify-Replay"
+
 // maxErrorHeader keeps an error message from bloating a header.
 const maxErrorHeader = 1024
 

@@ -3,10 +3,14 @@ package dispatcher
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/kommo-notify/notify/channels"
@@ -36,15 +40,23 @@ func (d *Dispatcher) consume(ctx context.Context, ch channels.Channel) error {
 	}()
 
 	slots := make(chan struct{}, d.cfg.Concurrency)
-	log := d.log.With("channel", ch.Name())
+	return d.keepConsuming(ctx, d.log.With("channel", ch.Name()), func() error {
+		return d.consumeOnce(ctx, ch, slots, &inflight, func(m jetstream.Msg) {
+			defer func() { <-slots; inflight.Done() }()
+			d.handleDurable(sendCtx, ch, m)
+		})
+	})
+}
+
+// keepConsuming runs once until ctx ends. When once returns early (the consumer was
+// deleted, the connection closed for good) the streams and consumers are provisioned
+// again and once runs again, after a growing pause.
+func (d *Dispatcher) keepConsuming(ctx context.Context, log *slog.Logger, once func() error) error {
 	for retry := time.Duration(0); ; {
 		if ctx.Err() != nil {
 			return nil
 		}
-		err := d.consumeOnce(ctx, ch, slots, &inflight, func(m jetstream.Msg) {
-			defer func() { <-slots; inflight.Done() }()
-			d.handleDurable(sendCtx, ch, m)
-		})
+		err := once()
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -92,7 +104,9 @@ func (d *Dispatcher) consumeOnce(ctx context.Context, ch channels.Channel, slots
 }
 
 // handleDurable delivers one stored event through one channel and acknowledges it,
-// asks for redelivery with backoff, or dead-letters it.
+// asks for redelivery with backoff, or dead-letters it. A redelivered event (or a
+// replay) skips the recipients whose status record says they are done, so a retry of
+// one recipient of an _all event, or a redelivery after a crash, does not send twice.
 func (d *Dispatcher) handleDurable(ctx context.Context, ch channels.Channel, m jetstream.Msg) {
 	meta, err := m.Metadata()
 	if err != nil {
@@ -101,7 +115,12 @@ func (d *Dispatcher) handleDurable(ctx context.Context, ch channels.Channel, m j
 		return
 	}
 	attempt := int(meta.NumDelivered)
-	reports := ch.Name() == d.owner
+	replay := d.replayChannel(m.Headers())
+	if replay != "" && replay != ch.Name() {
+		d.ack(m, ch.Name(), "") // a replay for another channel
+		return
+	}
+	reports := replay == ch.Name() || (replay == "" && ch.Name() == d.owner)
 	ev, _, err := decode(m.Subject(), m.Headers(), m.Data(), meta.Timestamp, func() string {
 		return events.StreamID(meta.Timestamp, meta.Sequence.Stream)
 	})
@@ -109,16 +128,19 @@ func (d *Dispatcher) handleDurable(ctx context.Context, ch channels.Channel, m j
 		d.rejectDurable(ctx, m, reports, attempt, err)
 		return
 	}
-	if reports && attempt == 1 {
+	if reports && attempt == 1 && replay == "" {
 		d.metrics.Received(ev.Type)
 	}
 
 	if isLive(ch) && time.Since(ev.Accepted) > d.cfg.PopupMaxAge {
-		d.record(ch.Name(), ev, ev.User, attempt, result{outcome: OutcomeSkipped, reason: channels.ReasonExpired})
+		d.finish(ch.Name(), ev, ev.User, attempt, result{outcome: OutcomeSkipped, reason: channels.ReasonExpired})
 		d.ack(m, ch.Name(), ev.ID)
 		return
 	}
 	users, err := d.recipients(ctx, ch, ev)
+	if err == nil && (attempt > 1 || replay != "") && len(users) > 0 {
+		users, err = d.unfinished(ctx, ch.Name(), ev, users, replay != "")
+	}
 	if err != nil {
 		d.log.Warn("resolve recipients, will retry", "event_id", ev.ID, "channel", ch.Name(), "error", err)
 		d.nak(m, ch.Name(), ev.ID, d.backoff(attempt, err))
@@ -138,11 +160,11 @@ func (d *Dispatcher) handleDurable(ctx context.Context, ch channels.Channel, m j
 		case r.outcome == OutcomeRetry && isLive(ch):
 			r.outcome = OutcomeFailed // a live pop-up is not retried
 		case r.outcome == OutcomeRetry && attempt >= d.cfg.MaxAttempts:
-			r = d.deadLetterDelivery(ctx, ch.Name(), m, ev, user, attempt, ReasonMaxAttempts, r)
+			r = d.deadLetterDelivery(ctx, ch.Name(), m.Data(), ev, user, attempt, ReasonMaxAttempts, r)
 		case r.outcome == OutcomeFailed && !isLive(ch):
-			r = d.deadLetterDelivery(ctx, ch.Name(), m, ev, user, attempt, ReasonPermanent, r)
+			r = d.deadLetterDelivery(ctx, ch.Name(), m.Data(), ev, user, attempt, ReasonPermanent, r)
 		}
-		d.record(ch.Name(), ev, user, attempt, r)
+		d.finish(ch.Name(), ev, user, attempt, r)
 		if r.outcome == OutcomeRetry {
 			retry = max(retry, d.backoff(attempt, r.err))
 		}
@@ -154,13 +176,44 @@ func (d *Dispatcher) handleDurable(ctx context.Context, ch channels.Channel, m j
 	d.ack(m, ch.Name(), ev.ID)
 }
 
+// finish counts, logs and stores the outcome of one delivery. The status record is
+// written before the event is acknowledged: that order is what makes a sent record
+// trustworthy as an idempotency record.
+func (d *Dispatcher) finish(channel string, ev *events.Event, user string, attempt int, r result) {
+	d.record(channel, ev, user, attempt, r)
+	d.writeStatus(channel, ev, user, attempt, r)
+}
+
+// unfinished drops the users whose delivery through channel is already final.
+func (d *Dispatcher) unfinished(ctx context.Context, channel string, ev *events.Event, users []string, replay bool) ([]string, error) {
+	done, err := d.finished(ctx, channel, ev, users, replay)
+	if err != nil {
+		return nil, fmt.Errorf("read delivery status: %w", err)
+	}
+	if len(done) == 0 {
+		return users, nil
+	}
+	return slices.DeleteFunc(slices.Clone(users), func(u string) bool { return done[u] }), nil
+}
+
+// replayChannel is the channel a replayed dead letter is for, or "" for an ordinary
+// event. A header naming no durable channel is ignored: the event goes everywhere
+// rather than nowhere.
+func (d *Dispatcher) replayChannel(h nats.Header) string {
+	name := h.Get(HeaderReplay)
+	if name == "" || !slices.Contains(durableChannels(), name) {
+		return ""
+	}
+	return name
+}
+
 // deadLetterDelivery moves a delivery that will never succeed to the dead-letter
 // stream. If the dead letter cannot be written the delivery is retried instead, so
 // nothing is dropped without a trace.
-func (d *Dispatcher) deadLetterDelivery(ctx context.Context, channel string, m jetstream.Msg, ev *events.Event, user string, attempt int, reason string, r result) result {
+func (d *Dispatcher) deadLetterDelivery(ctx context.Context, channel string, body []byte, ev *events.Event, user string, attempt int, reason string, r result) result {
 	err := d.deadLetter(ctx, deadLetter{
 		channel: channel, account: ev.Account, user: user, typ: string(ev.Type),
-		eventID: ev.ID, reason: reason, err: r.err, attempts: attempt, body: m.Data(),
+		eventID: ev.ID, reason: reason, err: r.err, attempts: attempt, body: body,
 	})
 	if err != nil {
 		d.log.Error("write dead letter", "event_id", ev.ID, "channel", channel, "error", err)
@@ -178,7 +231,7 @@ func (d *Dispatcher) rejectDurable(ctx context.Context, m jetstream.Msg, reports
 	}
 	tail := strings.TrimPrefix(m.Subject(), events.SubjectPrefix+".")
 	account, user, typ := splitTail(tail)
-	id := m.Headers().Get(jetstream.MsgIDHeader)
+	_, id := headerID(m.Headers())
 	if id == "" {
 		if meta, err := m.Metadata(); err == nil {
 			id = events.StreamID(meta.Timestamp, meta.Sequence.Stream)

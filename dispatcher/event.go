@@ -19,11 +19,11 @@ func decode(subject string, hdr nats.Header, data []byte, accepted time.Time, as
 	if err != nil {
 		return nil, nil, err
 	}
-	id := hdr.Get(jetstream.MsgIDHeader)
+	header, id := headerID(hdr)
 	if id == "" {
 		id = assignID()
 	} else if err := events.CheckID(id); err != nil {
-		return nil, nil, events.FieldError(jetstream.MsgIDHeader, "must be 1 to %d printable ASCII characters without spaces", events.MaxIDHeaderLen)
+		return nil, nil, events.FieldError(header, "must be 1 to %d printable ASCII characters without spaces", events.MaxIDHeaderLen)
 	}
 	p, warnings, err := events.Validate(addr.Type, data, accepted)
 	if err != nil {
@@ -37,3 +37,12 @@ func decode(subject string, hdr nats.Header, data []byte, accepted time.Time, as
 }
 
 func errorCode(err error) string { return events.AsError(err).Code }
+
+// headerID is the event id a message carries and the header it came in: a replay's
+// Notify-Event-Id (the original event's id), else the producer's Nats-Msg-Id.
+func headerID(hdr nats.Header) (header, id string) {
+	if id := hdr.Get(HeaderEventID); id != "" {
+		return HeaderEventID, id
+	}
+	return jetstream.MsgIDHeader, hdr.Get(jetstream.MsgIDHeader)
+}

@@ -72,18 +72,27 @@ func (c *Config) consumerConfig(channel string) jetstream.ConsumerConfig {
 	}
 }
 
-// provision creates or updates the streams and the channel consumers. It is safe to
-// run from any number of dispatchers at once and on every start.
-func provision(ctx context.Context, js jetstream.JetStream, cfg *Config) error {
-	for _, sc := range []jetstream.StreamConfig{cfg.streamConfig(), cfg.dlqConfig()} {
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+// provision creates or updates the streams, the channel consumers and the status
+// bucket. It is safe to run from any number of dispatchers at once and on every start.
+func (d *Dispatcher) provision(ctx context.Context) error {
+	cfg := &d.cfg
+	for _, sc := range []jetstream.StreamConfig{cfg.streamConfig(), cfg.dlqConfig(), cfg.advisoryConfig()} {
+		if _, err := d.js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("provision stream %s: %w", sc.Name, err)
 		}
 	}
 	for _, ch := range durableChannels() {
-		if _, err := js.CreateOrUpdateConsumer(ctx, StreamName, cfg.consumerConfig(ch)); err != nil {
+		if _, err := d.js.CreateOrUpdateConsumer(ctx, StreamName, cfg.consumerConfig(ch)); err != nil {
 			return fmt.Errorf("provision consumer %s: %w", ch, err)
 		}
 	}
+	if _, err := d.js.CreateOrUpdateConsumer(ctx, AdvisoryStreamName, advisoryConsumerConfig()); err != nil {
+		return fmt.Errorf("provision consumer %s: %w", advisoryConsumer, err)
+	}
+	kv, err := d.js.CreateOrUpdateKeyValue(ctx, cfg.statusConfig())
+	if err != nil {
+		return fmt.Errorf("provision bucket %s: %w", StatusBucket, err)
+	}
+	d.statusKV.Store(&kv)
 	return nil
 }

@@ -46,6 +46,10 @@ type config struct {
 	RateLimit       float64
 	DedupWindow     time.Duration
 	Replicas        int
+	MaxAttempts     int
+	RetryBase       time.Duration
+	RetryMax        time.Duration
+	StatusTTL       time.Duration
 	ShutdownTimeout time.Duration
 	LogFormat       string
 	LogLevel        string
@@ -114,6 +118,10 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*
 	num(&c.RateLimit, setting{"rate-limit", "NOTIFY_RATE_LIMIT", "HTTP events per second per account (burst twice that)", "1000"})
 	dur(&c.DedupWindow, setting{"dedup-window", "NOTIFY_DEDUP_WINDOW", "Nats-Msg-Id deduplication window", "10m"})
 	integer(&c.Replicas, setting{"replicas", "NOTIFY_REPLICAS", "stream replicas; 0 picks 3 on a cluster, 1 otherwise", "0"})
+	integer(&c.MaxAttempts, setting{"max-attempts", "NOTIFY_MAX_ATTEMPTS", "attempts per channel and recipient before a delivery is dead-lettered", "10"})
+	dur(&c.RetryBase, setting{"retry-base", "NOTIFY_RETRY_BASE", "delay before the first retry; it doubles per attempt, with jitter", "1s"})
+	dur(&c.RetryMax, setting{"retry-max", "NOTIFY_RETRY_MAX", "longest delay between retries", "5m"})
+	dur(&c.StatusTTL, setting{"status-ttl", "NOTIFY_STATUS_TTL", "how long delivery status (and the records that stop a redelivered event from being sent twice) is kept", "72h"})
 	dur(&c.ShutdownTimeout, setting{"shutdown-timeout", "NOTIFY_SHUTDOWN_TIMEOUT", "how long in-flight deliveries may finish on shutdown", "10s"})
 	str(&c.LogFormat, setting{"log-format", "NOTIFY_LOG_FORMAT", "log format: text or json", "text"})
 	str(&c.LogLevel, setting{"log-level", "NOTIFY_LOG_LEVEL", "log level: debug, info, warn or error", "info"})
@@ -206,6 +214,18 @@ func (c *config) validate() error {
 	}
 	if c.DedupWindow < time.Second {
 		return errors.New("NOTIFY_DEDUP_WINDOW: must be at least 1s")
+	}
+	if c.MaxAttempts < 1 {
+		return errors.New("NOTIFY_MAX_ATTEMPTS: must be at least 1")
+	}
+	if c.RetryBase <= 0 {
+		return errors.New("NOTIFY_RETRY_BASE: must be above 0")
+	}
+	if c.RetryMax < c.RetryBase {
+		return errors.New("NOTIFY_RETRY_MAX: may not be shorter than NOTIFY_RETRY_BASE")
+	}
+	if c.StatusTTL < time.Hour {
+		return errors.New("NOTIFY_STATUS_TTL: must be at least 1h")
 	}
 	switch c.Replicas {
 	case 0, 1, 3, 5:

@@ -5,6 +5,8 @@
 //	notify token --account A --user U [--ttl 1h]
 //	notify profile get|put|delete --account A --user U ['<json>']
 //	notify device add|remove --account A --user U --token T [--platform android]
+//	notify dlq list [selectors] [--limit N] [--json]
+//	notify dlq replay [selectors] [--all] [--keep] [--dry-run]
 //
 // publish validates the payload locally with events.Validate (so a bad payload names
 // its field without touching NATS) and publishes it with the Go producer client, then
@@ -25,7 +27,12 @@
 // its KV bucket, with the directory's own validation, so they work while no dispatcher
 // runs (once one has created the bucket).
 //
-// The command talks to NATS only. It imports events, its sub-packages and the
-// directory library; no subcommand imports a delivery channel (only cmd/dispatcher
-// wires channels).
+// dlq reads the dead-letter stream NOTIFY_DLQ by sequence (no consumer, nothing left
+// behind) and replays a dead letter by republishing its payload into NOTIFY with its
+// event id and the Notify-Replay header; the dead letter is deleted only after the
+// stream's acknowledgement.
+//
+// The command talks to NATS only. It imports events, its sub-packages, the directory
+// library and the dispatcher package (for the stream names and dead-letter headers);
+// no subcommand imports a delivery channel (only cmd/dispatcher wires channels).
 package main

@@ -44,6 +44,7 @@ func (a *app) commands() []command {
 		{"token", "mint a user token for the browser client and the websocket", a.token},
 		{"profile", "get, put or delete a user's recipient profile (email, locale, channels)", a.profile},
 		{"device", "add or remove a user's push device", a.device},
+		{"dlq", "list or replay dead letters (NOTIFY_DLQ)", a.dlq},
 	}
 }
 

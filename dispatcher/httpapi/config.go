@@ -67,6 +67,9 @@ type Config struct {
 	// Center is the notification center behind /api/v1/center, for the user of a
 	// token verified by Users. Nil: those routes answer 503.
 	Center Center
+	// Status keeps the delivery status of durable events, behind GET
+	// /api/v1/events/{id}. Nil: that route answers 503.
+	Status Status
 	// AllowedOrigins are the host or host:port patterns (* as a wildcard) of pages on
 	// other origins that may call the API from a browser (CORS), as for the websocket.
 	AllowedOrigins []string

@@ -33,6 +33,7 @@ const (
 // and the means to look behind it.
 type fixture struct {
 	nats  *natstest.Server
+	d     *dispatcher.Dispatcher // provisioned, not running
 	nc    *nats.Conn
 	js    jetstream.JetStream
 	http  *httptest.Server
@@ -85,6 +86,7 @@ func newFixture(t *testing.T, cfg httpapi.Config, adjust ...func(*fixture, *http
 	if err := d.Provision(t.Context()); err != nil {
 		t.Fatalf("provision: %v", err)
 	}
+	f.d = d
 	if f.js, err = jetstream.New(f.nc); err != nil {
 		t.Fatalf("jetstream: %v", err)
 	}

@@ -127,6 +127,13 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) (*accepted, *eve
 		token.CancelAt(now)
 		return nil, &events.Error{Code: events.CodeUnavailable, Message: "could not publish the event: NATS is unavailable"}
 	}
+	if s.cfg.Status != nil {
+		// The event is safe already; without this record its status says "unknown"
+		// until the first channel has handled it.
+		if err := s.cfg.Status.Accepted(ev); err != nil {
+			s.log.Warn("record accepted event", "event_id", ev.ID, "error", err)
+		}
+	}
 	return &accepted{ID: ev.ID, Warnings: warnings}, nil
 }
 

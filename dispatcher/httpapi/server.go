@@ -34,6 +34,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.mux.HandleFunc("POST /api/v1/notify/{account}/{user}/{type}", s.notify)
 	s.mountAccounts()
+	s.mux.HandleFunc("GET /api/v1/events/{id}", s.eventStatus)
 	s.mountCenter()
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
