@@ -58,6 +58,15 @@ type Live interface {
 	Live() bool
 }
 
+// Concurrent is implemented by channels that know how many sends they can keep in
+// flight: a pool's size, or what a provider's latency asks for (push needs about a
+// thousand requests in flight to reach thousands of messages a second at 100 ms).
+// The router runs at most that many sends of the channel at once instead of its
+// default, and lets JetStream hand it no more than a few times that.
+type Concurrent interface {
+	Concurrency() int
+}
+
 // Runner is implemented by channels with background work (pools, watchers). The
 // dispatcher runs it for as long as it routes and waits for it to return.
 type Runner interface {

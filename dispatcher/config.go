@@ -35,7 +35,7 @@ type Config struct {
 	MaxAttempts int           // attempts per channel before dead-lettering: 10
 	RetryBase   time.Duration // first retry delay, doubling per attempt: 1s
 	RetryMax    time.Duration // longest retry delay: 5m
-	Concurrency int           // sends in flight per channel: 64
+	Concurrency int           // sends in flight per channel, unless it says (channels.Concurrent): 64
 	// PopupMaxAge: a durable event older than this when the relay gets it (after an
 	// outage) no longer rings as a pop-up; it is still in the center. Default 2m.
 	PopupMaxAge time.Duration

@@ -18,7 +18,7 @@ import (
 )
 
 // consume feeds one channel from its durable consumer until ctx ends, with at most
-// Concurrency sends in flight. The client buffers no more messages than it can work on,
+// the channel's concurrency in flight. The client buffers no more messages than it can work on,
 // so ack timers never run out in the buffer (LIBRARIES.md). If the consumer goes away
 // (deleted, or the connection closed for good) it is provisioned again and consuming
 // resumes.
@@ -39,13 +39,22 @@ func (d *Dispatcher) consume(ctx context.Context, ch channels.Channel) error {
 		}
 	}()
 
-	slots := make(chan struct{}, d.cfg.Concurrency)
+	slots := make(chan struct{}, d.concurrency(ch))
 	return d.keepConsuming(ctx, d.log.With("channel", ch.Name()), func() error {
 		return d.consumeOnce(ctx, ch, slots, &inflight, func(m jetstream.Msg) {
 			defer func() { <-slots; inflight.Done() }()
 			d.handleDurable(sendCtx, ch, m)
 		})
 	})
+}
+
+// concurrency is how many sends of ch may run at once: the channel's own figure
+// (channels.Concurrent), else Config.Concurrency.
+func (d *Dispatcher) concurrency(ch channels.Channel) int {
+	if c, ok := ch.(channels.Concurrent); ok && c.Concurrency() > 0 {
+		return c.Concurrency()
+	}
+	return d.cfg.Concurrency
 }
 
 // keepConsuming runs once until ctx ends. When once returns early (the consumer was
@@ -79,7 +88,7 @@ func (d *Dispatcher) consumeOnce(ctx context.Context, ch channels.Channel, slots
 	if err != nil {
 		return err
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(d.cfg.Concurrency))
+	it, err := cons.Messages(jetstream.PullMaxMessages(cap(slots)))
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/kommo-notify/notify/channels"
+	"github.com/kommo-notify/notify/channels/channeltest"
 	"github.com/kommo-notify/notify/events"
 )
 
@@ -279,5 +281,55 @@ func TestDeliveryLimitAdvisoryBecomesADeadLetter(t *testing.T) {
 	})
 	if n := len(r.dlq(t)); n != 1 {
 		t.Errorf("%d dead letters, want 1", n)
+	}
+}
+
+// Each channel runs as many sends at once as it asks for, whatever the others do.
+func TestChannelsRunTheirOwnConcurrency(t *testing.T) {
+	const pushInFlight, others = 24, 4
+	var mu sync.Mutex
+	running, peak := map[string]int{}, map[string]int{}
+	release := make(chan struct{})
+	r := newRig(t, func(c *Config) {
+		c.Concurrency = others
+		for _, ch := range c.Channels {
+			rec := ch.(*channeltest.Recorder)
+			name := rec.Name()
+			if name == channels.Push {
+				rec.InFlight = pushInFlight
+			}
+			if name != channels.Push && name != channels.Email {
+				continue
+			}
+			rec.Script = func(ctx context.Context, _ *channels.Delivery) error {
+				mu.Lock()
+				running[name]++
+				peak[name] = max(peak[name], running[name])
+				mu.Unlock()
+				defer func() { mu.Lock(); running[name]--; mu.Unlock() }()
+				select {
+				case <-release:
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+		}
+	})
+	for i := range 2 * pushInFlight {
+		r.publishJS(t, "notify.acme.42.add_error", "conc-"+strconv.Itoa(i), addError)
+	}
+	waitUntil(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return running[channels.Push] == pushInFlight && running[channels.Email] == others
+	})
+	close(release)
+	r.rec[channels.Push].WaitN(t, waitLong, 2*pushInFlight)
+	r.rec[channels.Email].WaitN(t, waitLong, 2*pushInFlight)
+	mu.Lock()
+	defer mu.Unlock()
+	if peak[channels.Push] != pushInFlight || peak[channels.Email] != others {
+		t.Errorf("peak sends in flight %v, want push %d and email %d", peak, pushInFlight, others)
 	}
 }

@@ -54,8 +54,10 @@ func (c *Config) dlqConfig() jetstream.StreamConfig {
 }
 
 // consumerConfig is the durable consumer of one channel. Each channel has its own, so
-// a slow or failing medium never holds back another.
-func (c *Config) consumerConfig(channel string) jetstream.ConsumerConfig {
+// a slow or failing medium never holds back another. concurrency is the channel's
+// sends in flight; JetStream hands out a few times that, so every dispatcher sharing
+// the consumer has work waiting.
+func (c *Config) consumerConfig(channel string, concurrency int) jetstream.ConsumerConfig {
 	stream := c.streamConfig()
 	return jetstream.ConsumerConfig{
 		Durable:        channel,
@@ -67,7 +69,7 @@ func (c *Config) consumerConfig(channel string) jetstream.ConsumerConfig {
 		// One more than the router's own limit: the router dead-letters on its last
 		// attempt, the server's limit only catches crashes that repeat on one message.
 		MaxDeliver:    c.MaxAttempts + 1,
-		MaxAckPending: c.Concurrency * 4,
+		MaxAckPending: concurrency * 4,
 		Replicas:      c.Replicas,
 	}
 }
@@ -82,7 +84,8 @@ func (d *Dispatcher) provision(ctx context.Context) error {
 		}
 	}
 	for _, ch := range durableChannels() {
-		if _, err := d.js.CreateOrUpdateConsumer(ctx, StreamName, cfg.consumerConfig(ch)); err != nil {
+		cc := cfg.consumerConfig(ch, d.concurrency(d.channels[ch]))
+		if _, err := d.js.CreateOrUpdateConsumer(ctx, StreamName, cc); err != nil {
 			return fmt.Errorf("provision consumer %s: %w", ch, err)
 		}
 	}

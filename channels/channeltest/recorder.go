@@ -21,6 +21,8 @@ type Recorder struct {
 	// Broadcast and LiveOnly make the recorder stand in for a channel like the relay
 	// (channels.Broadcaster, channels.Live).
 	Broadcast, LiveOnly bool
+	// InFlight, when above 0, is the recorder's channels.Concurrent answer.
+	InFlight int
 
 	mu     sync.Mutex
 	got    []channels.Delivery
@@ -31,6 +33,7 @@ var (
 	_ channels.Channel     = (*Recorder)(nil)
 	_ channels.Broadcaster = (*Recorder)(nil)
 	_ channels.Live        = (*Recorder)(nil)
+	_ channels.Concurrent  = (*Recorder)(nil)
 )
 
 // NewRecorder returns a recorder answering to name.
@@ -46,6 +49,9 @@ func (r *Recorder) Broadcasts() bool { return r.Broadcast }
 
 // Live reports the LiveOnly field.
 func (r *Recorder) Live() bool { return r.LiveOnly }
+
+// Concurrency reports the InFlight field; 0 leaves the router's default.
+func (r *Recorder) Concurrency() int { return r.InFlight }
 
 // Send records d and returns the scripted error.
 func (r *Recorder) Send(ctx context.Context, d *channels.Delivery) error {

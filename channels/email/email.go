@@ -24,8 +24,9 @@ type Sender struct {
 }
 
 var (
-	_ channels.Channel = (*Sender)(nil)
-	_ channels.Closer  = (*Sender)(nil)
+	_ channels.Channel    = (*Sender)(nil)
+	_ channels.Closer     = (*Sender)(nil)
+	_ channels.Concurrent = (*Sender)(nil)
 )
 
 // New checks cfg and returns the channel. It dials nothing: connections open with
@@ -56,6 +57,10 @@ func New(cfg Config) (*Sender, error) {
 
 // Name is channels.Email.
 func (*Sender) Name() string { return channels.Email }
+
+// Concurrency is twice the connections: while one send of a connection is in its
+// SMTP transaction, the next is ready to take the connection the moment it is free.
+func (s *Sender) Concurrency() int { return 2 * s.cfg.Connections }
 
 // Send emails d.Event to d.User. It skips a user without a profile or an address
 // (no_address) and one who switched email off (opted_out), and otherwise answers by

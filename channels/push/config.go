@@ -22,6 +22,9 @@ const (
 	// DefaultTimeout bounds one send, below the router's 30-second ack wait, so
 	// JetStream never redelivers an event whose send is still running.
 	DefaultTimeout = 20 * time.Second
+	// DefaultInFlight is how many sends the router keeps in flight: at FCM's usual
+	// 50-100 ms per request, about 10,000 messages a second.
+	DefaultInFlight = 1024
 	// DefaultRemember is how many partly delivered sends are remembered for their
 	// retry (see Config.Remember).
 	DefaultRemember = 100_000
@@ -81,6 +84,10 @@ type Config struct {
 	// rate limiter, every device's request and go-fcm's own retries of a 503.
 	// DefaultTimeout.
 	Timeout time.Duration
+	// InFlight is how many sends the router runs at once (see channels.Concurrent):
+	// DefaultInFlight. Each is one HTTP request per device; throughput is about
+	// InFlight divided by FCM's latency.
+	InFlight int
 	// Remember bounds the sends whose delivered devices are remembered in memory, so
 	// a retry goes only to the devices that failed: DefaultRemember. Past it, the
 	// oldest are forgotten and their retry reaches every device again.
@@ -119,6 +126,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Remember == 0 {
 		c.Remember = DefaultRemember
+	}
+	if c.InFlight == 0 {
+		c.InFlight = DefaultInFlight
 	}
 	if c.CallChannel == "" {
 		c.CallChannel = DefaultCallChannel
@@ -164,8 +174,8 @@ func (c *Config) Validate() error {
 	if c.Profiles == nil || c.Devices == nil {
 		errs = append(errs, errors.New("the recipient directory (profiles and devices) is required"))
 	}
-	if c.RatePerMinute < 0 || c.Timeout < 0 || c.Remember < 0 || c.ProblemLogInterval < 0 {
-		errs = append(errs, errors.New("the rate, timeout, remember and log interval may not be negative"))
+	if c.RatePerMinute < 0 || c.Timeout < 0 || c.Remember < 0 || c.ProblemLogInterval < 0 || c.InFlight < 0 {
+		errs = append(errs, errors.New("the rate, timeout, in-flight sends, remember and log interval may not be negative"))
 	}
 	return errors.Join(errs...)
 }

@@ -39,8 +39,9 @@ type Sender struct {
 }
 
 var (
-	_ channels.Channel = (*Sender)(nil)
-	_ channels.Closer  = (*Sender)(nil)
+	_ channels.Channel    = (*Sender)(nil)
+	_ channels.Closer     = (*Sender)(nil)
+	_ channels.Concurrent = (*Sender)(nil)
 )
 
 // New returns a push channel configured by cfg. It does not reach FCM: a
@@ -86,6 +87,9 @@ func New(ctx context.Context, cfg Config) (*Sender, error) {
 
 // Name is channels.Push.
 func (*Sender) Name() string { return channels.Push }
+
+// Concurrency is Config.InFlight: the sends the router keeps in flight.
+func (s *Sender) Concurrency() int { return s.cfg.InFlight }
 
 // Project is the Firebase project the sender sends for.
 func (s *Sender) Project() string { return s.cfg.ProjectID }

@@ -36,6 +36,7 @@ type config struct {
 	FCMProjectID    string
 	FCMEndpoint     string
 	PushRate        int
+	PushInFlight    int
 	fcm             *push.Credentials // FCMCredentials, loaded by validate
 	CenterMaxItems  int
 	CenterMaxAge    time.Duration
@@ -54,6 +55,10 @@ type config struct {
 	LogFormat       string
 	LogLevel        string
 }
+
+// maxPushInFlight bounds NOTIFY_PUSH_IN_FLIGHT: each send in flight holds a goroutine
+// and an HTTP request.
+const maxPushInFlight = 100_000
 
 // setting is one flag, its variable, its help and its default.
 type setting struct{ flag, env, usage, def string }
@@ -108,6 +113,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*
 	str(&c.FCMCredentials, setting{"fcm-credentials-file", "FCM_CREDENTIALS_FILE", "service account key file of the Firebase project for mobile push; empty disables push", ""})
 	str(&c.FCMProjectID, setting{"fcm-project-id", "FCM_PROJECT_ID", "Firebase project for mobile push (default: the key file's project_id)", ""})
 	str(&c.FCMEndpoint, setting{"fcm-endpoint", "FCM_ENDPOINT", "base URL of an FCM v1 compatible endpoint, such as the emulator's http://127.0.0.1:4004; empty: FCM", ""})
+	integer(&c.PushInFlight, setting{"push-in-flight", "NOTIFY_PUSH_IN_FLIGHT", "push sends in flight; throughput is about this divided by FCM's latency", "1024"})
 	integer(&c.PushRate, setting{"push-rate", "NOTIFY_PUSH_RATE", "push messages per minute per Firebase project (FCM's quota is 600000)", "600000"})
 	integer(&c.CenterMaxItems, setting{"center-max-items", "NOTIFY_CENTER_MAX_ITEMS", "notification center items kept per user; the oldest go first", "1000"})
 	dur(&c.CenterMaxAge, setting{"center-max-age", "NOTIFY_CENTER_MAX_AGE", "how long a notification center item is kept", "2160h"})
@@ -293,6 +299,9 @@ func (c *config) validatePush() error {
 			return fmt.Errorf("FCM_ENDPOINT: %q is not an absolute http(s) URL", c.FCMEndpoint)
 		}
 		c.FCMEndpoint = strings.TrimRight(c.FCMEndpoint, "/")
+	}
+	if c.PushInFlight < 1 || c.PushInFlight > maxPushInFlight {
+		return fmt.Errorf("NOTIFY_PUSH_IN_FLIGHT: must be 1 to %d", maxPushInFlight)
 	}
 	if c.PushRate < 1 {
 		return errors.New("NOTIFY_PUSH_RATE: must be at least 1 message a minute")

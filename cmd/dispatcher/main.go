@@ -353,13 +353,14 @@ func pushChannel(ctx context.Context, cfg *config, recipients *directory.Cache, 
 		Profiles:      recipients,
 		Devices:       dir,
 		RatePerMinute: cfg.PushRate,
+		InFlight:      cfg.PushInFlight,
 		Registerer:    reg,
 		Logger:        log,
 	})
 	if err != nil {
 		return nil, configError{fmt.Errorf("FCM_CREDENTIALS_FILE: %w", err)}
 	}
-	log.Info("push channel enabled", "channel", channels.Push, "project", pusher.Project(), "endpoint", pusher.Endpoint(), "rate_per_minute", cfg.PushRate)
+	log.Info("push channel enabled", "channel", channels.Push, "project", pusher.Project(), "endpoint", pusher.Endpoint(), "rate_per_minute", cfg.PushRate, "in_flight", cfg.PushInFlight)
 	return pusher, nil
 }
 
