@@ -48,6 +48,7 @@ type config struct {
 	DedupWindow     time.Duration
 	Replicas        int
 	MaxAttempts     int
+	AckWait         time.Duration
 	RetryBase       time.Duration
 	RetryMax        time.Duration
 	StatusTTL       time.Duration
@@ -125,6 +126,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*
 	dur(&c.DedupWindow, setting{"dedup-window", "NOTIFY_DEDUP_WINDOW", "Nats-Msg-Id deduplication window", "10m"})
 	integer(&c.Replicas, setting{"replicas", "NOTIFY_REPLICAS", "stream replicas; 0 picks 3 on a cluster, 1 otherwise", "0"})
 	integer(&c.MaxAttempts, setting{"max-attempts", "NOTIFY_MAX_ATTEMPTS", "attempts per channel and recipient before a delivery is dead-lettered", "10"})
+	dur(&c.AckWait, setting{"ack-wait", "NOTIFY_ACK_WAIT", "how long a delivery may go unanswered before JetStream hands it out again (after a crash or a lost pull)", "30s"})
 	dur(&c.RetryBase, setting{"retry-base", "NOTIFY_RETRY_BASE", "delay before the first retry; it doubles per attempt, with jitter", "1s"})
 	dur(&c.RetryMax, setting{"retry-max", "NOTIFY_RETRY_MAX", "longest delay between retries", "5m"})
 	dur(&c.StatusTTL, setting{"status-ttl", "NOTIFY_STATUS_TTL", "how long delivery status (and the records that stop a redelivered event from being sent twice) is kept", "72h"})
@@ -223,6 +225,9 @@ func (c *config) validate() error {
 	}
 	if c.MaxAttempts < 1 {
 		return errors.New("NOTIFY_MAX_ATTEMPTS: must be at least 1")
+	}
+	if c.AckWait < time.Second {
+		return errors.New("NOTIFY_ACK_WAIT: must be at least 1s")
 	}
 	if c.RetryBase <= 0 {
 		return errors.New("NOTIFY_RETRY_BASE: must be above 0")

@@ -194,6 +194,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer,
 		Replicas:        replicas,
 		DedupWindow:     cfg.DedupWindow,
 		MaxAttempts:     cfg.MaxAttempts,
+		AckWait:         cfg.AckWait,
 		RetryBase:       cfg.RetryBase,
 		RetryMax:        cfg.RetryMax,
 		StatusTTL:       cfg.StatusTTL,
@@ -416,6 +417,15 @@ func connect(ctx context.Context, natsURL, creds string, log *slog.Logger) (*nat
 			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS reconnected", "url", c.ConnectedUrlRedacted()) }),
+		// Asynchronous errors (a slow consumer after a reconnect, a lost write) go to
+		// the daemon's log instead of the library's default stderr print.
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			attrs := []any{"error", err}
+			if sub != nil {
+				attrs = append(attrs, "subject", sub.Subject)
+			}
+			log.Warn("NATS asynchronous error", attrs...)
+		}),
 	}
 	if creds != "" {
 		if _, err := os.Stat(creds); err != nil {

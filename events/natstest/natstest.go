@@ -2,6 +2,13 @@
 // process: one server, or a cluster of three on loopback. Every server stores on the
 // test's temporary directory and listens on a free loopback port, so tests run in
 // parallel and never meet a server of the machine.
+//
+// StartCluster routes n such servers into one JetStream cluster (three is the
+// smallest that survives losing a node) and returns once they have elected a meta
+// leader, so R3 streams can be created at once. A test stops and restarts single
+// nodes (Stop, Restart), finds or moves the leader of a stream (StreamLeader,
+// LeadStream) and the node a client sits on (ClientNode), to take away exactly the
+// node that matters; clients get every node's URL (URLs) and fail over.
 package natstest
 
 import (
