@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/kommo-notify/notify/events"
 )
 
 // RouterChannel names dead letters of events that never reached a channel.
@@ -25,6 +28,9 @@ const (
 	HeaderReason   = "Notify-Reason"
 	HeaderError    = "Notify-Error"
 	HeaderAttempts = "Notify-Attempts"
+	// HeaderSubject is the original subject of a router dead letter whose account or
+	// user could not stand in a dead-letter subject as it was (see deadLetterTokens).
+	HeaderSubject = "Notify-Subject"
 )
 
 // HeaderReplay marks an event republished from a dead letter (notify dlq replay): it
@@ -43,6 +49,7 @@ type deadLetter struct {
 	err                         error
 	attempts                    int
 	body                        []byte // the original payload
+	subject                     string // the original subject, when the tokens were replaced
 }
 
 // DLQSubject is dlq.<channel>.<account>.<user>.<type>.
@@ -61,25 +68,40 @@ func (d *Dispatcher) deadLetter(ctx context.Context, dl deadLetter) error {
 	if dl.err != nil {
 		msg.Header.Set(HeaderError, headerSafe(dl.err.Error()))
 	}
+	if dl.subject != "" {
+		msg.Header.Set(HeaderSubject, headerSafe(strings.ToValidUTF8(dl.subject, "\uFFFD")))
+	}
 	if _, err := d.js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("dead letter %s: %w", dl.eventID, err)
 	}
 	return nil
 }
 
-// splitTail splits <account>.<user>.<type>, whatever the tokens hold.
-func splitTail(tail string) (account, user, typ string) {
+// deadLetterTokens splits <account>.<user>.<type> of an invalid event into tokens fit
+// for its dead-letter subject: a token that is not a valid name (a wildcard, a byte
+// the server does not index, nothing at all) becomes "~", which no address can hold,
+// so a subject-filtered read of the dead letters never matches more than it should
+// and a replay refuses the address instead of guessing. exact is false when a token
+// was replaced: the original subject then travels in HeaderSubject.
+func deadLetterTokens(tail string) (account, user, typ string, exact bool) {
 	parts := strings.SplitN(tail, ".", 3)
 	for len(parts) < 3 {
-		parts = append(parts, "_")
+		parts = append(parts, "")
 	}
-	return parts[0], parts[1], parts[2]
+	exact = true
+	for i, p := range parts {
+		if !events.ValidName(p) {
+			parts[i], exact = "~", false
+		}
+	}
+	return parts[0], parts[1], parts[2], exact
 }
 
-// headerSafe makes s a single-line header value of bounded length.
+// headerSafe makes s a single-line header value of bounded length, without control
+// characters.
 func headerSafe(s string) string {
 	s = strings.Map(func(r rune) rune {
-		if r == '\r' || r == '\n' {
+		if unicode.IsControl(r) {
 			return ' '
 		}
 		return r

@@ -239,7 +239,11 @@ func (d *Dispatcher) rejectDurable(ctx context.Context, m jetstream.Msg, reports
 		return
 	}
 	tail := strings.TrimPrefix(m.Subject(), events.SubjectPrefix+".")
-	account, user, typ := splitTail(tail)
+	account, user, typ, exact := deadLetterTokens(tail)
+	original := ""
+	if !exact {
+		original = m.Subject()
+	}
 	_, id := headerID(m.Headers())
 	if id == "" {
 		if meta, err := m.Metadata(); err == nil {
@@ -249,6 +253,7 @@ func (d *Dispatcher) rejectDurable(ctx context.Context, m jetstream.Msg, reports
 	err := d.deadLetter(ctx, deadLetter{
 		channel: RouterChannel, account: account, user: user, typ: typ,
 		eventID: id, reason: ReasonInvalid, err: cause, attempts: attempt, body: m.Data(),
+		subject: original,
 	})
 	if err != nil {
 		d.log.Error("write dead letter", "event_id", id, "channel", RouterChannel, "error", err)

@@ -379,3 +379,35 @@ func countEvent(ds []channels.Delivery, id string) int {
 	}
 	return n
 }
+
+// A consumer provisioned by an earlier version with subject filters loses them: an
+// unfiltered consumer is the one that reaches every stored event (see consumerConfig).
+func TestProvisionDropsOldConsumerFilters(t *testing.T) {
+	r := newRig(t, nil)
+	r.stopDispatcher(t)
+	old := r.d.cfg.consumerConfig(channels.Email, 64)
+	old.FilterSubjects = r.d.cfg.streamConfig().Subjects
+	if _, err := r.js.CreateOrUpdateConsumer(t.Context(), StreamName, old); err != nil {
+		t.Fatal(err)
+	}
+	r.startDispatcher(t, nil)
+	cons, err := r.js.Consumer(t.Context(), StreamName, channels.Email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := cons.CachedInfo().Config; len(cfg.FilterSubjects) != 0 || cfg.FilterSubject != "" {
+		t.Errorf("filters after provisioning: %q %q", cfg.FilterSubjects, cfg.FilterSubject)
+	}
+	// An event whose account holds a byte the server's subject index leaves out is
+	// still delivered, here to be dead-lettered as invalid.
+	r.publishJS(t, "notify.ac\x7fme.42.add_error", "del-1", addError)
+	dl := r.waitDLQ(t, 1)[0]
+	if dl.Header.Get(HeaderReason) != ReasonInvalid || dl.Header.Get(HeaderEventID) != "del-1" {
+		t.Errorf("dead letter %s %v", dl.Subject, dl.Header)
+	}
+	// The account cannot stand in the dead letter's subject: "~" does, and the
+	// original subject travels in a header.
+	if dl.Subject != "dlq.router.~.42.add_error" || dl.Header.Get(HeaderSubject) != "notify.ac me.42.add_error" {
+		t.Errorf("dead letter %s, %s %q", dl.Subject, HeaderSubject, dl.Header.Get(HeaderSubject))
+	}
+}

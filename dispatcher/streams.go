@@ -58,14 +58,16 @@ func (c *Config) dlqConfig() jetstream.StreamConfig {
 // sends in flight; JetStream hands out a few times that, so every dispatcher sharing
 // the consumer has work waiting.
 func (c *Config) consumerConfig(channel string, concurrency int) jetstream.ConsumerConfig {
-	stream := c.streamConfig()
 	return jetstream.ConsumerConfig{
-		Durable:        channel,
-		Description:    "Durable notification events for the " + channel + " channel",
-		FilterSubjects: stream.Subjects,
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        c.AckWait,
+		Durable:     channel,
+		Description: "Durable notification events for the " + channel + " channel",
+		// No subject filter: the stream holds nothing else, and a filtered consumer
+		// finds messages through the server's subject index, which leaves out subjects
+		// with bytes it does not index (DEL): such an event would be stored and never
+		// delivered, not even to be dead-lettered as invalid.
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       c.AckWait,
 		// One more than the router's own limit: the router dead-letters on its last
 		// attempt, the server's limit only catches crashes that repeat on one message.
 		MaxDeliver:    c.MaxAttempts + 1,

@@ -2,7 +2,8 @@
 // listening on 127.0.0.1:0 in the test process. It keeps every message it accepts,
 // counts the connections it was dialled on, and fails on cue: a Script of faults says
 // what happens to the next transactions (a 451 or a 550 at a given stage, a dropped
-// connection, a server that stops answering).
+// connection, a server that stops answering). Stop and Restart take it off the network
+// and bring it back on the same address, like a mail host that is down for a while.
 //
 // It is a test kit: it imports testing and must not be imported by production code.
 package smtptest
@@ -105,6 +106,7 @@ type Server struct {
 	pass    string
 	tlsMode string
 	roots   *x509.CertPool
+	tlsLn   *tls.Config // implicit TLS: Restart wraps its listener in it too
 
 	mu       sync.Mutex
 	script   []Fault
@@ -113,6 +115,7 @@ type Server struct {
 	sessions int                     // sessions begun (one per connection greeted)
 	open     map[*countedConn]string // open connections
 	change   chan struct{}           // closed and replaced whenever messages grows
+	current  *countingListener       // the listener in use; nil while stopped
 }
 
 // Start listens on 127.0.0.1:0 and serves until the test ends.
@@ -126,7 +129,8 @@ func Start(t testing.TB, opts ...Option) *Server {
 	if err != nil {
 		t.Fatalf("smtptest: listen: %v", err)
 	}
-	s.ln = &countingListener{Listener: ln, s: s}
+	s.current = &countingListener{Listener: ln, s: s}
+	s.ln = s.current
 	s.srv = smtp.NewServer(smtp.BackendFunc(s.newSession))
 	s.srv.Domain = "smtptest.local"
 	s.srv.AllowInsecureAuth = true
@@ -141,6 +145,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 		s.roots = roots
 		cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		if s.tlsMode == "tls" {
+			s.tlsLn = cfg
 			s.ln = tls.NewListener(s.ln, cfg)
 		} else {
 			s.srv.TLSConfig = cfg
@@ -233,12 +238,66 @@ func (s *Server) DropConnections() {
 	}
 }
 
+// Stop takes the server off the network, like a mail host that crashed or became
+// unreachable: it stops listening, so a dial is refused rather than answered with an
+// error reply, and closes every open connection. Messages, counters and the script
+// are kept, and a hung transaction stays hung until Close. Restart brings the server
+// back; stopping a stopped server does nothing.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	ln := s.current
+	s.current = nil
+	if ln != nil {
+		ln.stopped = true
+	}
+	s.mu.Unlock()
+	if ln != nil {
+		_ = ln.Close() // Serve returns; the port is free
+	}
+	s.DropConnections()
+}
+
+// Restart listens again on the address Start chose and serves as before, with the
+// same options, messages and counters. It fails the test if the port was taken in
+// the meantime or the server was closed; a server that is not stopped is left as it is.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.closed:
+		t.Fatal("smtptest: Restart after Close")
+	default:
+	}
+	if s.current != nil {
+		return
+	}
+	ln, err := net.Listen("tcp", s.Addr())
+	if err != nil {
+		t.Fatalf("smtptest: listen again on %s: %v", s.Addr(), err)
+	}
+	s.current = &countingListener{Listener: ln, s: s}
+	var serve net.Listener = s.current
+	if s.tlsLn != nil {
+		serve = tls.NewListener(serve, s.tlsLn)
+	}
+	go func() { _ = s.srv.Serve(serve) }()
+}
+
 // Close stops the server and releases hung transactions. Start registers it with
 // t.Cleanup; calling it earlier is fine.
 func (s *Server) Close() {
 	s.once.Do(func() {
 		close(s.closed)
 		_ = s.srv.Close()
+		// A listener of Restart whose Serve has not registered it with srv yet.
+		s.mu.Lock()
+		ln := s.current
+		s.current = nil
+		s.mu.Unlock()
+		if ln != nil {
+			_ = ln.Close()
+		}
 	})
 }
 
@@ -392,7 +451,8 @@ func (ss *session) strike(stage Stage) error {
 // countingListener counts and tracks the connections it accepts.
 type countingListener struct {
 	net.Listener
-	s *Server
+	s       *Server
+	stopped bool // guarded by s.mu: Stop took this listener down
 }
 
 func (l *countingListener) Accept() (net.Conn, error) {
@@ -402,6 +462,10 @@ func (l *countingListener) Accept() (net.Conn, error) {
 	}
 	l.s.mu.Lock()
 	defer l.s.mu.Unlock()
+	if l.stopped { // accepted just before Stop closed the listener: keep nothing
+		_ = c.Close()
+		return nil, net.ErrClosed
+	}
 	l.s.conns++
 	cc := &countedConn{Conn: c, s: l.s, n: l.s.conns}
 	l.s.open[cc] = c.RemoteAddr().String()
