@@ -18,26 +18,21 @@ import (
 )
 
 // consume feeds one channel from its durable consumer until ctx ends, with at most
-// the channel's concurrency in flight. The client buffers no more messages than it can work on,
-// so ack timers never run out in the buffer (LIBRARIES.md). If the consumer goes away
-// (deleted, or the connection closed for good) it is provisioned again and consuming
-// resumes.
+// the channel's concurrency in flight. The client buffers no more messages than it
+// can work on, so ack timers never run out in the buffer (LIBRARIES.md). If the
+// consumer goes away (deleted, or the connection closed for good) it is provisioned
+// again and consuming resumes.
+//
+// When ctx ends the channel stops taking work: messages pulled but not started are
+// handed back at once, and sends in flight get ShutdownTimeout from that moment; then
+// they are cancelled, and a cancelled send is handed back to JetStream too.
 func (d *Dispatcher) consume(ctx context.Context, ch channels.Channel) error {
 	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSends()
+	stopDeadline := context.AfterFunc(ctx, func() { time.AfterFunc(d.cfg.ShutdownTimeout, cancelSends) })
+	defer stopDeadline()
 	var inflight sync.WaitGroup
-	defer func() {
-		// Stopped taking work: give in-flight sends ShutdownTimeout, then cancel them;
-		// a cancelled send is handed back to JetStream and redelivered.
-		done := make(chan struct{})
-		go func() { inflight.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(d.cfg.ShutdownTimeout):
-			cancelSends()
-			<-done
-		}
-	}()
+	defer inflight.Wait()
 
 	slots := make(chan struct{}, d.concurrency(ch))
 	return d.keepConsuming(ctx, d.log.With("channel", ch.Name()), func() error {
@@ -92,13 +87,18 @@ func (d *Dispatcher) consumeOnce(ctx context.Context, ch channels.Channel, slots
 	if err != nil {
 		return err
 	}
-	// When ctx ends the iterator drains: what the client already holds is still
-	// handled (and, past the shutdown deadline, handed back), not left to time out.
+	// When ctx ends the iterator drains: it pulls no more, and what the client already
+	// holds is handed back rather than left to time out.
 	stop := context.AfterFunc(ctx, it.Drain)
 	defer stop()
 	defer it.Stop()
 	for {
-		slots <- struct{}{} // a free slot; in-flight sends end by the shutdown deadline
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			handBack(it, d.cfg.ShutdownTimeout)
+			return nil
+		}
 		m, err := it.Next()
 		if err != nil {
 			<-slots
@@ -107,8 +107,37 @@ func (d *Dispatcher) consumeOnce(ctx context.Context, ch channels.Channel, slots
 			}
 			return err
 		}
+		if ctx.Err() != nil {
+			<-slots
+			_ = m.NakWithDelay(handBackDelay)
+			handBack(it, d.cfg.ShutdownTimeout)
+			return nil
+		}
 		inflight.Add(1)
 		go handle(m)
+	}
+}
+
+// handBackDelay is how soon a message handed back at shutdown may be delivered again.
+// Not at once: the draining pull's inbox may still be subscribed for a moment, and
+// JetStream would hand the message straight back to it, where nobody takes it any
+// more and it waits out the ack wait.
+const handBackDelay = time.Second
+
+// handBack returns every message a draining iterator still holds to JetStream, for
+// another dispatcher (or this one, restarted) to take. A drain that does not end (the
+// connection is gone) is cut after within: those messages come back after the ack
+// wait instead.
+func handBack(it jetstream.MessagesContext, within time.Duration) {
+	it.Drain()
+	cut := time.AfterFunc(within, it.Stop)
+	defer cut.Stop()
+	for {
+		m, err := it.Next()
+		if err != nil {
+			return
+		}
+		_ = m.NakWithDelay(handBackDelay)
 	}
 }
 
