@@ -26,12 +26,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/kommo-notify/notify/channels"
-	"github.com/kommo-notify/notify/channels/center"
 	"github.com/kommo-notify/notify/channels/email/smtptest"
 	"github.com/kommo-notify/notify/channels/push/fcmemu"
 	"github.com/kommo-notify/notify/dispatcher"
 	"github.com/kommo-notify/notify/events/natstest"
-	"github.com/kommo-notify/notify/events/token"
 )
 
 // The acceptance test of graceful shutdown, with the daemon as a real process: on
@@ -200,7 +198,7 @@ func testSIGTERM(t *testing.T, bin string, tc sigtermCase) {
 
 	sigtermCheckDelivered(t, channels.Push, r.pushes, tc.events, tc.finishes)
 	sigtermCheckDelivered(t, channels.Email, r.emails, tc.events, tc.finishes)
-	sigtermCheckCenter(t, second.http, r.js, tc.events)
+	crashCheckCenter(t, second.http, r.js, tc.events)
 	if info, err := r.js.Stream(t.Context(), dispatcher.DLQStreamName); err != nil {
 		t.Errorf("dead-letter stream: %v", err)
 	} else if n := info.CachedInfo().State.Msgs; n != 0 {
@@ -510,56 +508,4 @@ func sigtermCheckDelivered(t *testing.T, channel string, tl *crashTally, n int, 
 		t.Errorf("%s delivered %d events more than once after a clean shutdown, such as %v",
 			channel, len(repeated), repeated[:min(len(repeated), 20)])
 	}
-}
-
-// sigtermCheckCenter asserts that each user's center holds each of their first n
-// events exactly once, through the API (items and unread count) and in the
-// center's stream.
-func sigtermCheckCenter(t *testing.T, base string, js jetstream.JetStream, n int) {
-	t.Helper()
-	signer, err := token.NewSigner([]byte(crashSecret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string][]string{}
-	for i := range n {
-		u := crashEventUser(i)
-		want[u] = append(want[u], crashEventID(i))
-	}
-	problems := 0
-	report := func(format string, args ...any) {
-		t.Helper()
-		if problems++; problems <= 20 {
-			t.Errorf(format, args...)
-		}
-	}
-	stored := crashCenterSubjects(t, js)
-	for u := range crashUsers {
-		user := crashUser(u)
-		ids, unread := crashCenterPages(t, base, signer, user)
-		count := map[string]int{}
-		for _, id := range ids {
-			count[id]++
-		}
-		for _, id := range want[user] {
-			switch c := count[id]; {
-			case c == 0:
-				report("center of %s LOST %s", user, id)
-			case c > 1:
-				report("center of %s holds %s %d times", user, id, c)
-			}
-			delete(count, id)
-		}
-		for id := range count {
-			report("center of %s holds %s, which is not one of its events", user, id)
-		}
-		if unread != int64(len(want[user])) {
-			report("center of %s: unread %d, want %d", user, unread, len(want[user]))
-		}
-		subject := center.SubjectPrefix + "." + crashAccount + "." + user
-		if got := stored[subject]; got != uint64(len(want[user])) {
-			report("%s holds %d messages, want %d", subject, got, len(want[user]))
-		}
-	}
-	t.Logf("center: %d users, %d events; %d problems", crashUsers, n, problems)
 }
