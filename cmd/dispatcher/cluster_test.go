@@ -137,11 +137,8 @@ func TestClusterLosesANodeUnderLoadWithoutLosingOrDoublingEvents(t *testing.T) {
 // clusterPutProfile registers u in the recipient directory through the admin API.
 func clusterPutProfile(t *testing.T, d *daemon, u clusterUser) {
 	t.Helper()
-	body := fmt.Sprintf(`{"email":"user-%s-%s@example.com","name":"User %s","channels":{"email":true,"push":true}}`, u.account, u.user, u)
-	status, resp := clusterHTTP(t, http.MethodPut, d.ep.HTTP+"/api/v1/accounts/"+u.account+"/users/"+u.user, clusterAdminKey, body)
-	if status != http.StatusCreated {
-		t.Fatalf("PUT profile %s: %d %s", u, status, resp)
-	}
+	putProfile(t, d.ep.HTTP, clusterAdminKey, u.account, u.user,
+		fmt.Sprintf(`{"email":"user-%s-%s@example.com","name":"User %s","channels":{"email":true,"push":true}}`, u.account, u.user, u))
 }
 
 // clusterCheckReplicas checks that everything the daemon provisioned (its streams,

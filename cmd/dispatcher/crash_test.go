@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/mail"
@@ -244,20 +243,9 @@ func crashEventUser(i int) string { return crashUser(i % crashUsers) }
 
 func registerCrashUser(t *testing.T, base, user string) {
 	t.Helper()
-	body := fmt.Sprintf(`{"email":%q,"name":"User %s","locale":"en","channels":{"email":true,"push":true},"devices":[{"token":%q,"platform":"android"}]}`,
-		crashAddress(user), user, crashToken(user))
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPut, base+"/api/v1/accounts/"+crashAccount+"/users/"+user, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+crashAdminKey)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("PUT profile %s: %d %s", user, resp.StatusCode, b)
-	}
+	putProfile(t, base, crashAdminKey, crashAccount, user, fmt.Sprintf(
+		`{"email":%q,"name":"User %s","locale":"en","channels":{"email":true,"push":true},"devices":[{"token":%q,"platform":"android"}]}`,
+		crashAddress(user), user, crashToken(user)))
 }
 
 // crashWaitForProbe waits until the daemon's directory cache holds every profile.

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -27,19 +26,8 @@ func TestDaemonExpandsAllFromTheDirectory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, path := range []string{"acme/users/1", "acme/users/2", "globex/users/1"} {
-		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPut, d.ep.HTTP+"/api/v1/accounts/"+path,
-			strings.NewReader(`{"email":"someone@example.com"}`))
-		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(key)))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusCreated {
-			t.Fatalf("PUT %s: %d %s", path, resp.StatusCode, body)
-		}
+	for _, u := range [][2]string{{"acme", "1"}, {"acme", "2"}, {"globex", "1"}} {
+		putProfile(t, d.ep.HTTP, strings.TrimSpace(string(key)), u[0], u[1], `{"email":"someone@example.com"}`)
 	}
 
 	nc, err := nats.Connect(d.ep.NATS)

@@ -83,6 +83,24 @@ func (d *daemon) stop(t *testing.T) {
 	}
 }
 
+// putProfile stores a new recipient profile through the admin API.
+func putProfile(t *testing.T, base, adminKey, account, user, body string) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPut, base+"/api/v1/accounts/"+account+"/users/"+user,
+		strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+adminKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT profile %s/%s: %d %s", account, user, resp.StatusCode, b)
+	}
+}
+
 func embeddedEnv(t *testing.T) map[string]string {
 	return map[string]string{
 		"NOTIFY_DATA_DIR":    t.TempDir(),

@@ -3,10 +3,8 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -46,18 +44,7 @@ func TestSMTPOutageLosesNothing(t *testing.T) {
 	d := startDaemon(t, env)
 
 	for _, user := range users {
-		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPut, d.ep.HTTP+"/api/v1/accounts/acme/users/"+user,
-			strings.NewReader(fmt.Sprintf(`{"email":%q,"name":%q,"locale":"en"}`, address(user), user)))
-		req.Header.Set("Authorization", "Bearer "+adminKey)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusCreated {
-			t.Fatalf("PUT profile %s: %d %s", user, resp.StatusCode, body)
-		}
+		putProfile(t, d.ep.HTTP, adminKey, "acme", user, fmt.Sprintf(`{"email":%q,"name":%q,"locale":"en"}`, address(user), user))
 	}
 
 	nc, err := nats.Connect(d.ep.NATS)
