@@ -28,6 +28,7 @@ type Dispatcher struct {
 	// Every consumer validates (cheap and deterministic), but only one reports.
 	owner   string
 	dedup   *dedup
+	decoded *decoded      // one validation of each stored event for all channel consumers
 	routing chan struct{} // closed once pop-up subscriptions are live
 	routed  sync.Once
 	ready   atomic.Bool // routing and not shutting down
@@ -54,6 +55,7 @@ func New(nc *nats.Conn, cfg Config) (*Dispatcher, error) {
 		metrics:  NewMetrics(cfg.Registerer),
 		channels: make(map[string]channels.Channel, len(cfg.Channels)),
 		dedup:    newDedup(cfg.DedupWindow, popupDedupCapacity),
+		decoded:  newDecoded(len(durableChannels()), decodedCapacity),
 		routing:  make(chan struct{}),
 		owner:    durableChannels()[0],
 	}

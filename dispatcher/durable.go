@@ -159,8 +159,11 @@ func (d *Dispatcher) handleDurable(ctx context.Context, ch channels.Channel, m j
 		return
 	}
 	reports := replay == ch.Name() || (replay == "" && ch.Name() == d.owner)
-	ev, _, err := decode(m.Subject(), m.Headers(), m.Data(), meta.Timestamp, func() string {
-		return events.StreamID(meta.Timestamp, meta.Sequence.Stream)
+	ev, err := d.decoded.get(meta.Sequence.Stream, meta.Timestamp, func() (*events.Event, error) {
+		ev, _, err := decode(m.Subject(), m.Headers(), m.Data(), meta.Timestamp, func() string {
+			return events.StreamID(meta.Timestamp, meta.Sequence.Stream)
+		})
+		return ev, err
 	})
 	if err != nil {
 		d.rejectDurable(ctx, m, reports, attempt, err)
