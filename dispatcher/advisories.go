@@ -70,7 +70,7 @@ func (d *Dispatcher) deadLetterAdvisories(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		it, err := cons.Messages(jetstream.PullMaxMessages(16))
+		it, err := cons.Messages(jetstream.PullMaxMessages(16), jetstream.WithMessagesErrOnMissingHeartbeat(false))
 		if err != nil {
 			return err
 		}

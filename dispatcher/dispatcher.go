@@ -26,12 +26,13 @@ type Dispatcher struct {
 	// owner is the channel whose consumer speaks for the router about each durable
 	// event: it counts the event as received and dead-letters it when it is invalid.
 	// Every consumer validates (cheap and deterministic), but only one reports.
-	owner   string
-	dedup   *dedup
-	decoded *decoded      // one validation of each stored event for all channel consumers
-	routing chan struct{} // closed once pop-up subscriptions are live
-	routed  sync.Once
-	ready   atomic.Bool // routing and not shutting down
+	owner        string
+	dedup        *dedup
+	decoded      *decoded      // one validation of each stored event for all channel consumers
+	routing      chan struct{} // closed once pop-up subscriptions are live
+	routed       sync.Once
+	ready        atomic.Bool // routing and not shutting down
+	filteredOnce sync.Once   // the warning about consumers with subject filters
 	// statusKV is the delivery status bucket, set by the first Provision.
 	statusKV atomic.Pointer[jetstream.KeyValue]
 }

@@ -83,7 +83,10 @@ func (d *Dispatcher) consumeOnce(ctx context.Context, ch channels.Channel, slots
 	if err != nil {
 		return err
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(cap(slots)))
+	// A missing heartbeat is no reason to drop the iterator (and leave what it holds to
+	// the ack wait): it is often only Next not being called while every slot is busy,
+	// and the iterator pulls again by itself.
+	it, err := cons.Messages(jetstream.PullMaxMessages(cap(slots)), jetstream.WithMessagesErrOnMissingHeartbeat(false))
 	if err != nil {
 		return err
 	}

@@ -380,26 +380,48 @@ func countEvent(ds []channels.Delivery, id string) int {
 	return n
 }
 
-// A consumer provisioned by an earlier version with subject filters loses them: an
-// unfiltered consumer is the one that reaches every stored event (see consumerConfig).
-func TestProvisionDropsOldConsumerFilters(t *testing.T) {
+// A consumer provisioned by an earlier version keeps its subject filters: dropping them
+// would make nats-server 2.15 drop the new messages of the interest stream (see
+// keepFilters). Events still reach it.
+func TestProvisionKeepsOldConsumerFilters(t *testing.T) {
 	r := newRig(t, nil)
 	r.stopDispatcher(t)
-	old := r.d.cfg.consumerConfig(channels.Email, 64)
-	old.FilterSubjects = r.d.cfg.streamConfig().Subjects
-	if _, err := r.js.CreateOrUpdateConsumer(t.Context(), StreamName, old); err != nil {
-		t.Fatal(err)
+	filters := r.d.cfg.streamConfig().Subjects
+	for _, ch := range durableChannels() {
+		old := r.d.cfg.consumerConfig(ch, 64)
+		old.FilterSubjects = filters
+		if _, err := r.js.CreateOrUpdateConsumer(t.Context(), StreamName, old); err != nil {
+			t.Fatal(err)
+		}
 	}
 	r.startDispatcher(t, nil)
+	for _, ch := range durableChannels() {
+		cons, err := r.js.Consumer(t.Context(), StreamName, ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cons.CachedInfo().Config.FilterSubjects; !slices.Equal(got, filters) {
+			t.Errorf("%s filters after provisioning: %q, want %q", ch, got, filters)
+		}
+	}
+	r.publishJS(t, "notify.acme.42.add_error", "filtered-1", addError)
+	for _, ch := range durableChannels() {
+		r.rec[ch].WaitFor(t, waitLong, hasEvent("filtered-1"))
+	}
+}
+
+// Channel consumers made now have no subject filter, so an event whose account holds
+// a byte the server's subject index leaves out is still delivered, here to be
+// dead-lettered as invalid, and every consumer is done with it.
+func TestUnindexedSubjectIsDeadLettered(t *testing.T) {
+	r := newRig(t, nil)
 	cons, err := r.js.Consumer(t.Context(), StreamName, channels.Email)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg := cons.CachedInfo().Config; len(cfg.FilterSubjects) != 0 || cfg.FilterSubject != "" {
-		t.Errorf("filters after provisioning: %q %q", cfg.FilterSubjects, cfg.FilterSubject)
+		t.Errorf("filters of a new consumer: %q %q", cfg.FilterSubjects, cfg.FilterSubject)
 	}
-	// An event whose account holds a byte the server's subject index leaves out is
-	// still delivered, here to be dead-lettered as invalid.
 	r.publishJS(t, "notify.ac\x7fme.42.add_error", "del-1", addError)
 	dl := r.waitDLQ(t, 1)[0]
 	if dl.Header.Get(HeaderReason) != ReasonInvalid || dl.Header.Get(HeaderEventID) != "del-1" {
@@ -409,5 +431,8 @@ func TestProvisionDropsOldConsumerFilters(t *testing.T) {
 	// original subject travels in a header.
 	if dl.Subject != "dlq.router.~.42.add_error" || dl.Header.Get(HeaderSubject) != "notify.ac me.42.add_error" {
 		t.Errorf("dead letter %s, %s %q", dl.Subject, HeaderSubject, dl.Header.Get(HeaderSubject))
+	}
+	for _, ch := range durableChannels() {
+		waitUntil(t, func() bool { return r.pending(t, ch) == 0 })
 	}
 }

@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -87,6 +88,9 @@ func (d *Dispatcher) provision(ctx context.Context) error {
 	}
 	for _, ch := range durableChannels() {
 		cc := cfg.consumerConfig(ch, d.concurrency(d.channels[ch]))
+		if err := d.keepFilters(ctx, &cc); err != nil {
+			return err
+		}
 		if _, err := d.js.CreateOrUpdateConsumer(ctx, StreamName, cc); err != nil {
 			return fmt.Errorf("provision consumer %s: %w", ch, err)
 		}
@@ -99,5 +103,36 @@ func (d *Dispatcher) provision(ctx context.Context) error {
 		return fmt.Errorf("provision bucket %s: %w", StatusBucket, err)
 	}
 	d.statusKV.Store(&kv)
+	return nil
+}
+
+// keepFilters keeps the subject filters of a channel consumer made by an earlier
+// version. Dropping them would be right (see consumerConfig), but nats-server 2.15
+// then stops seeing the consumer's interest in new messages of an interest-retention
+// stream until it restarts, and drops them on arrival: a lost backlog is far worse
+// than the rare subject a filter misses. Deleting and recreating the consumer is an
+// operator's decision, taken while nothing is pending (README, Operations).
+func (d *Dispatcher) keepFilters(ctx context.Context, cc *jetstream.ConsumerConfig) error {
+	cons, err := d.js.Consumer(ctx, StreamName, cc.Durable)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("provision consumer %s: %w", cc.Durable, err)
+	}
+	old := cons.CachedInfo().Config
+	switch {
+	case len(old.FilterSubjects) > 0:
+		cc.FilterSubjects = old.FilterSubjects
+	case old.FilterSubject != "":
+		cc.FilterSubject = old.FilterSubject
+	default:
+		return nil
+	}
+	d.filteredOnce.Do(func() {
+		d.log.Warn("channel consumers were made with subject filters and keep them; "+
+			"recreate them while nothing is pending to deliver events whose subject the server does not index",
+			"consumer", cc.Durable)
+	})
 	return nil
 }
