@@ -7,6 +7,7 @@
 //	notify device add|remove --account A --user U --token T [--platform android]
 //	notify dlq list [selectors] [--limit N] [--json]
 //	notify dlq replay [selectors] [--all] [--keep] [--dry-run]
+//	notify bench popup|broadcast|durable|idle|center|email|push|overload|all [--repeat 5] [--json]
 //
 // publish validates the payload locally with events.Validate (so a bad payload names
 // its field without touching NATS) and publishes it with the Go producer client, then
@@ -32,7 +33,13 @@
 // event id and the Notify-Replay header; the dead letter is deleted only after the
 // stream's acknowledgement.
 //
-// The command talks to NATS only. It imports events, its sub-packages, the directory
-// library and the dispatcher package (for the stream names and dead-letter headers);
-// no subcommand imports a delivery channel (only cmd/dispatcher wires channels).
+// bench is the benchmark harness of package bench: it runs the dispatcher binary as a
+// separate process, drives a scenario of PERFORMANCE.md and its raw baseline, and
+// prints the table (BENCHMARKS.md says how to read it).
+//
+// Apart from bench, the command talks to NATS only. It imports events, its
+// sub-packages, the directory library and the dispatcher package (for the stream names
+// and dead-letter headers); only bench reaches into channel packages (the relay's frame
+// encoder, the center's names, the FCM emulator), to drive and check the daemon the
+// way its clients do; only cmd/dispatcher wires channels.
 package main

@@ -45,6 +45,7 @@ func (a *app) commands() []command {
 		{"profile", "get, put or delete a user's recipient profile (email, locale, channels)", a.profile},
 		{"device", "add or remove a user's push device", a.device},
 		{"dlq", "list or replay dead letters (NOTIFY_DLQ)", a.dlq},
+		{"bench", "benchmark the dispatcher against raw baselines (PERFORMANCE.md)", a.bench},
 	}
 }
 

@@ -1,0 +1,142 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/kommo-notify/notify/dispatcher"
+	"github.com/kommo-notify/notify/events"
+)
+
+// asyncPublisher publishes to JetStream without waiting for each acknowledgement, as
+// a busy producer does, and counts the publishes the server refused.
+type asyncPublisher struct {
+	js     jetstream.JetStream
+	failed atomic.Int64
+	first  atomic.Pointer[error]
+}
+
+func newAsyncPublisher(nc *nats.Conn) (*asyncPublisher, error) {
+	p := &asyncPublisher{}
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(1024),
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, _ *nats.Msg, err error) {
+			p.failed.Add(1)
+			p.first.CompareAndSwap(nil, &err)
+		}))
+	if err != nil {
+		return nil, err
+	}
+	p.js = js
+	return p, nil
+}
+
+// publish queues m; it blocks while 1,024 publishes await their acknowledgement.
+func (p *asyncPublisher) publish(m *nats.Msg) error {
+	_, err := p.js.PublishMsgAsync(m, jetstream.WithStallWait(time.Minute))
+	return err
+}
+
+// wait returns once every publish is acknowledged, with the first refusal if any.
+func (p *asyncPublisher) wait(ctx context.Context) error {
+	select {
+	case <-p.js.PublishAsyncComplete():
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(5 * time.Minute):
+		return fmt.Errorf("%d publishes still unacknowledged after 5m", p.js.PublishAsyncPending())
+	}
+	if e := p.first.Load(); e != nil {
+		return fmt.Errorf("%d publishes refused: %w", p.failed.Load(), *e)
+	}
+	return nil
+}
+
+// waitIdle returns once every consumer of stream has nothing pending and nothing
+// unacknowledged: the daemon has finished with every event published so far.
+func waitIdle(ctx context.Context, nc *nats.Conn, stream string) error {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return err
+	}
+	var left int64
+	return waitFor(ctx, 20*time.Millisecond, time.Minute, func() bool {
+		left = 0
+		names := s.ConsumerNames(ctx)
+		for name := range names.Name() {
+			c, err := s.Consumer(ctx, name)
+			if err != nil {
+				left = -1
+				return false
+			}
+			info, err := c.Info(ctx)
+			if err != nil {
+				left = -1
+				return false
+			}
+			left += int64(info.NumPending) + int64(info.NumAckPending)
+		}
+		return names.Err() == nil && left == 0
+	}, func() int64 { return left })
+}
+
+// durablePhase publishes n add_error events at once (users in turn from first) and
+// measures them until every one has arrived wherever the scenario counts arrivals.
+// With procs nil it only waits (a warm-up).
+func (h *harness) durablePhase(ctx context.Context, cur *current, nc *nats.Conn, name string, baseline bool, procs []proc, pid, n, first, users int) (Row, error) {
+	h.logf("%s", name)
+	pub, err := newAsyncPublisher(nc)
+	if err != nil {
+		return Row{}, err
+	}
+	p := cur.begin(phasePrefix(name), 0)
+	defer cur.end()
+	var m *meter
+	if procs != nil {
+		if m, err = startMeter(procs...); err != nil {
+			return Row{}, err
+		}
+	}
+	stopProfile := func() {}
+	if procs != nil && !baseline {
+		stopProfile = h.profile(name, proc{"dispatcher", pid})
+	}
+	defer stopProfile()
+	for i := range n {
+		user := userName((first + i) % users)
+		msg := nats.NewMsg(events.SubjectPrefix + "." + benchAccount + "." + user + "." + string(events.AddError))
+		_, id := p.id(time.Now())
+		msg.Header.Set(jetstream.MsgIDHeader, id)
+		msg.Data = []byte(durableBody)
+		if err := pub.publish(msg); err != nil {
+			return Row{}, err
+		}
+	}
+	if err := pub.wait(ctx); err != nil {
+		return Row{}, err
+	}
+	if err := p.drain(ctx, 1, 30*time.Second); err != nil {
+		return Row{}, err
+	}
+	if got := p.arrived.Load(); got < int64(n) {
+		return Row{}, fmt.Errorf("%s: %d of %d events arrived", name, got, n)
+	}
+	// The other consumers may still be at work on the same events: the process's CPU
+	// for them counts, and the next phase must not share the machine with them.
+	if err := waitIdle(ctx, nc, dispatcher.StreamName); err != nil {
+		return Row{}, fmt.Errorf("%s: wait for the dispatcher to finish: %w", name, err)
+	}
+	if m == nil {
+		return Row{}, nil
+	}
+	return p.row(name, baseline, m)
+}
