@@ -45,7 +45,7 @@ type HubConfig struct {
 	Center         Center
 	QueueSize      int           // frames buffered per connection before it counts as slow: 256
 	PingInterval   time.Duration // 25s
-	WriteTimeout   time.Duration // a frame or ping not written in this time drops the client: 10s
+	WriteTimeout   time.Duration // the frames waiting (one batch) or a ping not written in this time drop the client: 10s
 	Registerer     prometheus.Registerer
 	Logger         *slog.Logger
 }
@@ -103,8 +103,10 @@ type Hub struct {
 }
 
 // group is the connections behind one subject and the subscription that feeds them.
+// A slice rather than a set: most groups are the one or two tabs of a user, and a map
+// costs hundreds of bytes each; each conn knows its position in its groups.
 type group struct {
-	conns map[*conn]struct{}
+	conns []*conn
 	sub   *nats.Subscription
 }
 
@@ -146,7 +148,7 @@ func (h *Hub) fanout(subject string, frame []byte) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if g := h.groups[subject]; g != nil {
-		for c := range g.conns {
+		for _, c := range g.conns {
 			c.enqueue(frame)
 		}
 	}
@@ -158,9 +160,7 @@ func (h *Hub) shutdown() {
 	var all []*conn
 	for subject, g := range h.groups {
 		_ = g.sub.Unsubscribe()
-		for c := range g.conns {
-			all = append(all, c)
-		}
+		all = append(all, g.conns...)
 		delete(h.groups, subject)
 	}
 	h.mu.Unlock()
@@ -182,7 +182,10 @@ func (h *Hub) join(ctx context.Context, c *conn) error {
 		return errors.New("relay hub: shutting down")
 	}
 	h.active.Add(1) // leave marks it done, on every path
-	for _, subject := range c.subjects {
+	for k, subject := range c.subjects {
+		if k > 0 && subject == c.subjects[0] {
+			break // a user named like the broadcast: one group
+		}
 		g := h.groups[subject]
 		if g == nil {
 			sub, err := h.cfg.Conn.ChanSubscribe(subject, h.msgs)
@@ -191,10 +194,11 @@ func (h *Hub) join(ctx context.Context, c *conn) error {
 				h.leave(c)
 				return fmt.Errorf("subscribe %s: %w", subject, err)
 			}
-			g = &group{conns: make(map[*conn]struct{}), sub: sub}
+			g = &group{sub: sub}
 			h.groups[subject] = g
 		}
-		g.conns[c] = struct{}{}
+		c.pos[k] = len(g.conns)
+		g.conns = append(g.conns, c)
 	}
 	h.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.WriteTimeout)
@@ -211,15 +215,22 @@ func (h *Hub) leave(c *conn) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	defer h.active.Done()
-	for _, subject := range c.subjects {
+	for k, subject := range c.subjects {
 		g := h.groups[subject]
 		if g == nil {
 			continue
 		}
-		if _, ok := g.conns[c]; !ok {
-			continue
+		i := c.pos[k]
+		if i >= len(g.conns) || g.conns[i] != c {
+			continue // never joined this one (or a user named like the broadcast)
 		}
-		delete(g.conns, c)
+		last := len(g.conns) - 1
+		if moved := g.conns[last]; i != last {
+			g.conns[i] = moved
+			moved.pos[moved.slot(subject)] = i
+		}
+		g.conns[last] = nil
+		g.conns = g.conns[:last]
 		if len(g.conns) == 0 {
 			_ = g.sub.Unsubscribe()
 			delete(h.groups, subject)
@@ -252,22 +263,33 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	// r.Context() must not be used after Accept: the connection has its own life.
 	c := newConn(h, ws, user)
-	defer c.ws.CloseNow()
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	if err := h.join(ctx, c); err != nil {
 		h.log.Warn("websocket join", "error", err)
 		_ = ws.Close(websocket.StatusInternalError, "try again")
+		cancel()
 		return
 	}
 	h.metrics.connections.Inc()
-	defer func() { h.leave(c); h.metrics.connections.Dec() }()
+	// The handler returns: the websocket is hijacked and needs it no more, and its
+	// frames hold the request and the HTTP server's per-request state (about 3 KB)
+	// for the connection's whole life. The hub owns the goroutine: joined, it is in
+	// h.active until it leaves, and shutdown waits for that.
+	go h.serveConn(ctx, cancel, c)
+}
+
+// serveConn says hello, then forwards frames until the client leaves or is dropped.
+func (h *Hub) serveConn(ctx context.Context, cancel context.CancelFunc, c *conn) {
+	defer c.ws.CloseNow()
+	defer cancel()
+	// The gauge first: leave lets shutdown return, and the gauge must say 0 by then.
+	defer func() { h.metrics.connections.Dec(); h.leave(c) }()
 	if err := c.hello(ctx); err != nil {
-		h.log.Warn("websocket hello", "account", user.Account, "user", user.User, "error", err)
-		_ = ws.Close(websocket.StatusInternalError, "try again")
+		h.log.Warn("websocket hello", "account", c.user.Account, "user", c.user.User, "error", err)
+		_ = c.ws.Close(websocket.StatusInternalError, "try again")
 		return
 	}
-	c.serve(ctx)
+	c.serve(ctx, cancel)
 }
 
 func writeError(w http.ResponseWriter, status int, code, message string) {

@@ -414,3 +414,65 @@ func handToken(header, payload string, key []byte) string {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestTabsLeavingInAnyOrder closes tabs from the middle, the end and the start of their
+// groups: the others keep receiving their user's frames and the account's broadcasts.
+func TestTabsLeavingInAnyOrder(t *testing.T) {
+	r := newRig(t, nil)
+	a := []*tab{r.open(t, "acme", "42"), r.open(t, "acme", "42"), r.open(t, "acme", "42"), r.open(t, "acme", "42")}
+	b := []*tab{r.open(t, "acme", "43"), r.open(t, "acme", "43")}
+	open := 6
+	for _, gone := range []*tab{a[1], a[3], b[0], a[0]} {
+		gone.ws.CloseNow()
+		open--
+		waitFor(t, func() bool { return metricValue(t, r.reg, "notify_ws_connections", nil) == float64(open) })
+	}
+	r.send(t, "acme", "42", "to-42")
+	if f := a[2].next(t); f.ID != "to-42" {
+		t.Errorf("the last tab of 42 got %+v", f)
+	}
+	r.send(t, "acme", events.AllUsers, "to-all")
+	for _, c := range []*tab{a[2], b[1]} {
+		if f := c.next(t); f.ID != "to-all" {
+			t.Errorf("%s got %+v", c.hello.User, f)
+		}
+	}
+	if got := r.barrier(t, b[1]); len(got) != 0 {
+		t.Errorf("43 received %v", got)
+	}
+}
+
+// waitFor polls cond until it holds, failing after wait.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in time")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestClientThatCannotTakeItsFramesIsDropped: a client that stops reading while its
+// queue still has room is dropped once a batch is not written within the write timeout.
+func TestClientThatCannotTakeItsFramesIsDropped(t *testing.T) {
+	r := newRig(t, func(c *relay.HubConfig) { c.WriteTimeout = 200 * time.Millisecond })
+	r.openRaw(t, "acme", "42") // never reads past its hello
+	frame, _ := json.Marshal(relay.PopupFrame{Kind: "popup", Type: events.ShowMessage, ID: "big",
+		Payload: json.RawMessage(`"` + strings.Repeat("x", 256<<10) + `"`)})
+	dropped := func() float64 {
+		return metricValue(t, r.reg, "notify_ws_dropped_total", map[string]string{"reason": "write_error"})
+	}
+	// 200 frames of 256 KiB fill any loopback socket buffer and stay below the queue's bound.
+	for range 200 {
+		if err := r.nc.Publish(channels.UISubject("acme", "42"), frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, func() bool { return dropped() == 1 })
+	if slow := metricValue(t, r.reg, "notify_ws_dropped_total", map[string]string{"reason": "slow"}); slow != 0 {
+		t.Errorf("dropped as slow %v times", slow)
+	}
+	waitFor(t, func() bool { return metricValue(t, r.reg, "notify_ws_connections", nil) == 0 })
+}
