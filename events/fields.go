@@ -1,7 +1,7 @@
 package events
 
 import (
-	"encoding/json"
+	"fmt"
 	"math"
 	"slices"
 	"strconv"
@@ -24,18 +24,70 @@ const (
 	maxAhead    = 24 * time.Hour
 )
 
-// object is one JSON object being validated. Each rule takes its member out, so the
-// members left at the end are the unknown ones.
+// object is one JSON object being validated. Each rule takes its member, so the
+// members left at the end are the unknown ones. Its members have distinct names: a
+// repeated name keeps the place of its first occurrence and the value of its last.
 type object struct {
 	v       *validation
 	path    string // prefix of the members' field names: "" or "element."
-	members map[string]json.RawMessage
+	members []member
+	index   map[string]int // position of each name, once there are too many to search
+	small   [8]member      // members' backing array while they are few
 }
 
-func (v *validation) object(path string, members map[string]json.RawMessage) *object {
-	o := &object{v: v, path: path, members: members}
+// indexFrom is the number of members from which names are looked up in a map rather
+// than searched: a body of thousands of members must not take quadratic time.
+const indexFrom = 16
+
+// object returns a new, empty object at path, to be filled by the scanner.
+func (v *validation) object(path string) *object {
+	var o *object
+	if v.used < len(v.inline) {
+		o = &v.inline[v.used]
+		v.used++
+	} else {
+		o = new(object)
+	}
+	o.v, o.path = v, path
+	o.members = o.small[:0]
 	v.objects = append(v.objects, o)
 	return o
+}
+
+func (o *object) find(name string) int {
+	if o.index != nil {
+		if i, ok := o.index[name]; ok {
+			return i
+		}
+		return -1
+	}
+	for i := range o.members {
+		if o.members[i].name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// add records a member, keeping the last of repeated names as JSON.parse does, so a
+// payload means here what it means to the widget code that built it. A repeated name
+// is worth a warning: whoever wrote it likely meant the other.
+func (o *object) add(name, value string) {
+	if i := o.find(name); i >= 0 {
+		o.v.warnings = append(o.v.warnings, fmt.Sprintf("duplicate field %q: the last value is used", o.path+name))
+		o.members[i].value = value
+		return
+	}
+	o.members = append(o.members, member{name: name, value: value})
+	switch n := len(o.members); {
+	case n == indexFrom:
+		o.index = make(map[string]int, 2*indexFrom)
+		for i, m := range o.members {
+			o.index[m.name] = i
+		}
+	case n > indexFrom:
+		o.index[name] = n - 1
+	}
 }
 
 func (o *object) fail(name, format string, args ...any) {
@@ -44,20 +96,24 @@ func (o *object) fail(name, format string, args ...any) {
 	}
 }
 
-// take removes a member and returns its value; false when it is absent or null, which
+// take marks a member read and returns its raw value; false when it is absent or null, which
 // JSON producers use interchangeably for "not set". It also reports a missing
 // required member, and returns false once an error is recorded.
-func (o *object) take(name string, req bool) (json.RawMessage, bool) {
-	raw, ok := o.members[name]
-	delete(o.members, name)
-	if o.v.err != nil {
-		return nil, false
+func (o *object) take(name string, req bool) (string, bool) {
+	var raw string
+	i := o.find(name)
+	if i >= 0 {
+		o.members[i].taken = true
+		raw = o.members[i].value
 	}
-	if !ok || string(raw) == "null" {
+	if o.v.err != nil {
+		return "", false
+	}
+	if i < 0 || raw == "null" {
 		if req {
 			o.fail(name, "is required")
 		}
-		return nil, false
+		return "", false
 	}
 	return raw, true
 }
@@ -69,12 +125,11 @@ func (o *object) str(name string, req bool) string {
 	if !ok {
 		return ""
 	}
-	var s string
-	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+	if raw[0] != '"' {
 		o.fail(name, "must be a string")
 		return ""
 	}
-	return trim(s)
+	return trim(unquote(raw[1 : len(raw)-1]))
 }
 
 // plain returns a plain-text member: trimmed, with each run of control characters and
@@ -150,12 +205,13 @@ func (o *object) object(name string, req bool) *object {
 		o.fail(name, "must be an object")
 		return nil
 	}
-	members, err := o.v.parse(o.path+name+".", raw)
-	if err != nil { // cannot happen: the whole body was valid JSON
+	obj := o.v.object(o.path + name + ".")
+	sc := scanner{s: raw}
+	if !sc.object(obj) { // cannot happen: the whole body was valid JSON
 		o.fail(name, "must be an object")
 		return nil
 	}
-	return o.v.object(o.path+name+".", members)
+	return obj
 }
 
 // integer returns an integer member of at least min; rule is the message for less.
@@ -170,7 +226,7 @@ func (o *object) integer(name string, req bool, min int64, rule string) (int64, 
 		o.fail(name, "must be an integer")
 		return 0, false
 	}
-	n, err := strconv.ParseInt(string(raw), 10, 64)
+	n, err := strconv.ParseInt(raw, 10, 64)
 	if err != nil { // out of the int64 range
 		if raw[0] != '-' {
 			o.fail(name, "must be at most %d", int64(math.MaxInt64))
@@ -203,10 +259,10 @@ func (o *object) date(name string) int64 {
 		o.fail(name, "must be a number")
 		return 0
 	}
-	if f, _ := strconv.ParseFloat(string(raw), 64); f == 0 {
+	if f, _ := strconv.ParseFloat(raw, 64); f == 0 {
 		return now
 	}
-	sec := unixSeconds(string(raw))
+	sec := unixSeconds(raw)
 	switch {
 	case sec < minDate:
 		o.fail(name, "must not be before 2000-01-01T00:00:00Z")
@@ -241,11 +297,9 @@ func unixSeconds(lit string) int64 {
 	return int64(f)
 }
 
-func isIntegerLiteral(raw []byte) bool {
-	if len(raw) > 0 && raw[0] == '-' {
-		raw = raw[1:]
-	}
-	return len(raw) > 0 && !slices.ContainsFunc(raw, func(c byte) bool { return c < '0' || c > '9' })
+func isIntegerLiteral(raw string) bool {
+	raw = strings.TrimPrefix(raw, "-")
+	return raw != "" && strings.Trim(raw, "0123456789") == ""
 }
 
 // isSpace is JavaScript's idea of white space, which String.prototype.trim removes:

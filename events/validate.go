@@ -1,7 +1,6 @@
 package events
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,11 +42,11 @@ func Validate(t Type, body []byte, now time.Time) (Payload, []string, error) {
 		return nil, nil, &Error{Code: CodeInvalidJSON, Message: "body must be valid UTF-8"}
 	}
 	v := &validation{now: now}
-	members, err := v.parse("", body)
+	top, err := v.parse(body)
 	if err != nil {
 		return nil, nil, &Error{Code: CodeInvalidJSON, Message: err.Error()}
 	}
-	p := rules(v.object("", members))
+	p := rules(top)
 	if v.err != nil {
 		return nil, nil, v.err
 	}
@@ -96,7 +95,14 @@ var payloadRules = map[Type]func(*object) Payload{
 		}
 	},
 	AddCall: func(o *object) Payload {
-		p := &AddCallPayload{
+		// One allocation for the payload and what its pointers point to.
+		a := new(struct {
+			p        AddCallPayload
+			element  Element
+			duration int64
+		})
+		p := &a.p
+		*p = AddCallPayload{
 			Text:   o.text("text"),
 			Date:   o.date("date"),
 			Header: o.plain("header", optional, MaxHeaderLen),
@@ -104,14 +110,16 @@ var payloadRules = map[Type]func(*object) Payload{
 			To:     o.plain("to", optional, MaxHeaderLen),
 		}
 		if el := o.object("element", optional); el != nil {
-			p.Element = &Element{
+			a.element = Element{
 				ID:   el.positive("id"),
 				Type: el.oneOf("type", "must be contact, lead or company", ElementContact, ElementLead, ElementCompany),
 			}
+			p.Element = &a.element
 		}
 		p.Link = o.link("link", CheckURL)
 		if d, ok := o.integer("duration", optional, 0, "must not be negative"); ok {
-			p.Duration = &d
+			a.duration = d
+			p.Duration = &a.duration
 		}
 		return p
 	},
@@ -125,41 +133,37 @@ type validation struct {
 	err      *Error
 	objects  []*object
 	warnings []string
+	// inline holds the objects of a payload (the body and at most one nested object)
+	// so that reading them allocates nothing more.
+	inline [2]object
+	used   int
+	ptrs   [2]*object
 }
 
-// parse splits a JSON object into its members, keeping the last of repeated names as
-// JSON.parse does, so a payload means here what it means to the widget code that
-// built it. A repeated name is worth a warning: whoever wrote it likely meant the other.
-func (v *validation) parse(path string, data []byte) (map[string]json.RawMessage, error) {
-	if !json.Valid(data) { // one value, nothing after it
+// parse reads the body as a JSON object in one pass, which checks its syntax and
+// splits it into members. The payload's strings are slices of one copy of the body
+// (which they keep alive, at most MaxBodySize): reading a field allocates only when
+// its value holds escapes.
+func (v *validation) parse(body []byte) (*object, error) {
+	v.objects = v.ptrs[:0]
+	sc := scanner{s: string(body)}
+	sc.space()
+	if sc.i < len(sc.s) && sc.s[sc.i] == '{' {
+		if o := v.object(""); sc.object(o) {
+			if sc.space(); sc.i == len(sc.s) {
+				return o, nil
+			}
+		}
+	}
+	// The scanner accepts exactly the JSON objects; say what else the body is.
+	if !json.Valid(body) {
 		var syntax *json.SyntaxError
-		if err := json.Unmarshal(data, new(json.RawMessage)); errors.As(err, &syntax) {
+		if err := json.Unmarshal(body, new(json.RawMessage)); errors.As(err, &syntax) {
 			return nil, fmt.Errorf("malformed JSON at byte %d: %w", syntax.Offset, err)
 		}
 		return nil, errMalformed
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if tok, _ := dec.Token(); tok != json.Delim('{') {
-		return nil, errors.New("must be a JSON object")
-	}
-	members := make(map[string]json.RawMessage)
-	for dec.More() {
-		// The syntax is known to be valid: these errors cannot happen.
-		tok, err := dec.Token()
-		name, ok := tok.(string)
-		if err != nil || !ok {
-			return nil, errMalformed
-		}
-		var value json.RawMessage
-		if err := dec.Decode(&value); err != nil {
-			return nil, errMalformed
-		}
-		if _, dup := members[name]; dup {
-			v.warnings = append(v.warnings, fmt.Sprintf("duplicate field %q: the last value is used", path+name))
-		}
-		members[name] = value
-	}
-	return members, nil
+	return nil, errors.New("must be a JSON object")
 }
 
 var errMalformed = errors.New("malformed JSON")
@@ -168,8 +172,10 @@ var errMalformed = errors.New("malformed JSON")
 // without repeats.
 func (v *validation) finish() []string {
 	for _, o := range v.objects {
-		for name := range o.members {
-			v.warnings = append(v.warnings, fmt.Sprintf("unknown field %q dropped", o.path+name))
+		for _, m := range o.members {
+			if !m.taken {
+				v.warnings = append(v.warnings, fmt.Sprintf("unknown field %q dropped", o.path+m.name))
+			}
 		}
 	}
 	slices.Sort(v.warnings)
