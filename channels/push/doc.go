@@ -85,9 +85,10 @@
 // FCM v1 has no multi-device request: go-fcm sends one HTTP request per device
 // (SendEach, 50 goroutines per batch), multiplexed over HTTP/2. A send waits for its
 // answers, so the messages per second are the sends in flight times the devices per
-// send over FCM's latency: at 100 ms and one device per user, the router's default
-// 64 sends in flight give about 600 msgs/s, and 5,000 msgs/s need about 1,024 in
-// flight (BENCHMARKS.md: BenchmarkSend). A send in flight costs a goroutine and a
+// send over FCM's latency: at 100 ms and one device per user, 64 sends in flight
+// give about 600 msgs/s, and 5,000 msgs/s need about 1,024 in flight (BENCHMARKS.md:
+// BenchmarkSend). So the sender tells the router its own number (Concurrency, from
+// Config.InFlight: 1,024 by default). A send in flight costs a goroutine and a
 // stream, not a connection.
 //
 // # Imports
