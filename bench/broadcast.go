@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,33 +22,12 @@ import (
 func runBroadcast(ctx context.Context, h *harness) (*Result, error) {
 	users := or(h.o.Users, 10_000)
 	rounds := or(h.o.Events, 20)
-	if _, _, err := raiseFileLimit(0); err != nil {
-		return nil, err
-	}
-	d, err := h.startDaemon(ctx, "", nil)
+	rig, err := h.startRelayRig(ctx, users)
 	if err != nil {
 		return nil, err
 	}
-	defer d.stop()
-	var br bareReady
-	bare, err := h.startChild(ctx, &br, "bare-relay", "--nats", d.nats)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = bare.stop(nil) }()
-	nc, err := h.connect(d.nats, "bench-publisher")
-	if err != nil {
-		return nil, err
-	}
-	defer nc.Close()
-	frames, err := newRawFrames()
-	if err != nil {
-		return nil, err
-	}
-	tokens := make([]string, users)
-	for i := range tokens {
-		tokens[i] = url.QueryEscape(h.token(userName(i)))
-	}
+	defer rig.close()
+	d, bare, nc, frames, tokens := rig.d, rig.bare, rig.nc, rig.frames, rig.tokens
 
 	// Every copy of a broadcast is compared with the first one received: the frame is
 	// encoded once and the same bytes go to every connection.
@@ -87,7 +65,7 @@ func runBroadcast(ctx context.Context, h *harness) (*Result, error) {
 			publish func(id string) error
 		}{
 			{"target", func(i int) string { return wsURL(d) + "?token=" + tokens[i] }, func(id string) error { return pp.publish(all, id) }},
-			{"baseline", func(i int) string { return "ws://" + br.Addr + "/ws?user=" + userName(i) }, func(id string) error {
+			{"baseline", func(i int) string { return "ws://" + rig.bareWS + "/ws?user=" + userName(i) }, func(id string) error {
 				return nc.Publish(rawPrefix+"."+all, frames.frame(id))
 			}},
 		} {

@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
@@ -24,34 +23,12 @@ func runPopup(ctx context.Context, h *harness) (*Result, error) {
 	fixed := or(h.o.Duration, 10*time.Second)
 	maxDur := max(fixed/2, 250*time.Millisecond)
 	window := or(h.o.InFlight, 2000)
-	if _, _, err := raiseFileLimit(0); err != nil {
-		return nil, err
-	}
-
-	d, err := h.startDaemon(ctx, "", nil)
+	rig, err := h.startRelayRig(ctx, users)
 	if err != nil {
 		return nil, err
 	}
-	defer d.stop()
-	var br bareReady
-	bare, err := h.startChild(ctx, &br, "bare-relay", "--nats", d.nats)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = bare.stop(nil) }()
-	nc, err := h.connect(d.nats, "bench-publisher")
-	if err != nil {
-		return nil, err
-	}
-	defer nc.Close()
-	frames, err := newRawFrames()
-	if err != nil {
-		return nil, err
-	}
-	tokens := make([]string, users)
-	for i := range tokens {
-		tokens[i] = url.QueryEscape(h.token(userName(i)))
-	}
+	defer rig.close()
+	d, bare, nc, frames, tokens := rig.d, rig.bare, rig.nc, rig.frames, rig.tokens
 
 	cur := &current{}
 	onFrame := func(_ int, data []byte) {
@@ -76,7 +53,7 @@ func runPopup(ctx context.Context, h *harness) (*Result, error) {
 			publish func(int64, string) error
 		}{
 			{"target", func(i int) string { return wsURL(d) + "?token=" + tokens[i] }, target},
-			{"baseline", func(i int) string { return "ws://" + br.Addr + "/ws?user=" + userName(i) }, baseline},
+			{"baseline", func(i int) string { return "ws://" + rig.bareWS + "/ws?user=" + userName(i) }, baseline},
 		} {
 			f, _, err := dialFleet(ctx, fleetSpec{n: users, url: side.url, parallel: 32, hello: true, onFrame: onFrame})
 			if err != nil {
