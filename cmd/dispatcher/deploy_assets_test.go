@@ -21,11 +21,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
-	"github.com/nats-io/nats.go"
 
 	"github.com/kommo-notify/notify/channels/push/fcmemu"
 )
@@ -364,35 +362,8 @@ func TestLocalDemoFCMKeyPushesThroughTheEmulator(t *testing.T) {
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("register a device: %s", resp.Status)
 	}
-	nc, err := nats.Connect(d.ep.NATS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	publish := func() {
-		t.Helper()
-		if err := nc.Publish("notify.demo.1.add_error", []byte(`{"header":"Error","text":"pushed with the demo key"}`)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// The daemon's directory cache sees the new device within its watcher's latency;
-	// an event routed before that is skipped (no_device). Publish again until one
-	// arrives, as push_test.go does.
-	publish()
-	deadline := time.After(15 * time.Second)
-	again := time.NewTicker(time.Second)
-	defer again.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for len(emu.Messages()) == 0 {
-		select {
-		case <-deadline:
-			t.Fatalf("no push within 15s:\n%s", d.stderr.String())
-		case <-again.C:
-			publish()
-		case <-tick.C:
-		}
-	}
+	publishUntil(t, d, "notify.demo.1.add_error", `{"header":"Error","text":"pushed with the demo key"}`,
+		"demo-push", "push", func() bool { return len(emu.Messages()) > 0 })
 	if got := emu.Messages()[0].Message; got.Token != "local-demo-device" {
 		t.Errorf("pushed %+v", got)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -10,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go"
 
 	"github.com/kommo-notify/notify/events/token"
 )
@@ -30,43 +27,12 @@ func TestDaemonExpandsAllFromTheDirectory(t *testing.T) {
 		putProfile(t, d.ep.HTTP, strings.TrimSpace(string(key)), u[0], u[1], `{"email":"someone@example.com"}`)
 	}
 
-	nc, err := nats.Connect(d.ep.NATS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	publish := func(id string) {
-		t.Helper()
-		msg := nats.NewMsg("notify.acme._all.add_error")
-		msg.Header.Set(nats.MsgIdHdr, id)
-		msg.Data = []byte(`{"text":"Sync failed"}`)
-		if err := nc.PublishMsg(msg); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// The daemon's directory cache sees the new profiles within its watcher's latency,
-	// so an _all routed before that reaches fewer users. Publish again, with a new id,
+	// An _all routed before the cache has both profiles reaches fewer users: publish
 	// until one event is in the center of both of acme's users.
-	publish("sync-0")
-	deadline := time.After(15 * time.Second)
-	again := time.NewTicker(time.Second)
-	defer again.Stop()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for n := 1; ; {
+	publishUntil(t, d, "notify.acme._all.add_error", `{"text":"Sync failed"}`, "sync-0", "_all event in the center of both acme users", func() bool {
 		one, two := centerIDs(t, d, "acme", "1"), centerIDs(t, d, "acme", "2")
-		if slices.ContainsFunc(one, func(id string) bool { return slices.Contains(two, id) }) {
-			break
-		}
-		select {
-		case <-deadline:
-			t.Fatalf("no _all event reached both acme users: %v and %v", one, two)
-		case <-again.C:
-			publish(fmt.Sprintf("sync-%d", n))
-			n++
-		case <-tick.C:
-		}
-	}
+		return slices.ContainsFunc(one, func(id string) bool { return slices.Contains(two, id) })
+	})
 	if ids := centerIDs(t, d, "globex", "1"); len(ids) != 0 {
 		t.Errorf("acme's _all reached globex/1: %v", ids)
 	}

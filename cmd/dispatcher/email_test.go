@@ -9,9 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/nats-io/nats.go"
 
 	"github.com/kommo-notify/notify/channels/email/smtptest"
 )
@@ -82,39 +79,9 @@ func TestDaemonSendsEmail(t *testing.T) {
 		t.Fatalf("PUT profile: %d %s", resp.StatusCode, body)
 	}
 
-	nc, err := nats.Connect(d.ep.NATS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	publish := func(id string) {
-		t.Helper()
-		msg := nats.NewMsg("notify.acme.42.add_call")
-		msg.Header.Set(nats.MsgIdHdr, id)
-		msg.Data = []byte(`{"text":"Call from +1 (415) 523-7743","from":"Jeremy Watts","element":{"id":18221265,"type":"contact"},"duration":250}`)
-		if err := nc.PublishMsg(msg); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// The daemon's directory cache sees the new profile within its watcher's latency;
-	// an event routed before that is skipped (no_address). Publish again, with a new
-	// id, until one arrives, as push_test.go does.
-	publish("call-7781")
-	deadline := time.After(15 * time.Second)
-	again := time.NewTicker(time.Second)
-	defer again.Stop()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for n := 1; len(sink.Messages()) == 0; {
-		select {
-		case <-deadline:
-			t.Fatalf("no email within 15s:\n%s", d.stderr.String())
-		case <-again.C:
-			publish(fmt.Sprintf("call-7781-%d", n))
-			n++
-		case <-tick.C:
-		}
-	}
+	publishUntil(t, d, "notify.acme.42.add_call",
+		`{"text":"Call from +1 (415) 523-7743","from":"Jeremy Watts","element":{"id":18221265,"type":"contact"},"duration":250}`,
+		"call-7781", "email", func() bool { return len(sink.Messages()) > 0 })
 	got := sink.Messages()[0]
 	if strings.Join(got.To, ",") != "ann@example.com" {
 		t.Errorf("sent to %v", got.To)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -80,6 +81,45 @@ func (d *daemon) stop(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("daemon did not stop")
+	}
+}
+
+// publishUntil publishes body to subject under the id first, then first-1, first-2,
+// ... once a second, until arrived holds (15 s at most). The daemon's directory cache
+// sees a profile or device written a moment ago only within its watcher's latency,
+// and an event routed before that is skipped (no_address, no_device) or reaches fewer
+// users of an _all.
+func publishUntil(t *testing.T, d *daemon, subject, body, first, what string, arrived func() bool) {
+	t.Helper()
+	nc, err := nats.Connect(d.ep.NATS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	publish := func(id string) {
+		t.Helper()
+		msg := nats.NewMsg(subject)
+		msg.Header.Set(nats.MsgIdHdr, id)
+		msg.Data = []byte(body)
+		if err := nc.PublishMsg(msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(first)
+	deadline := time.After(15 * time.Second)
+	again := time.NewTicker(time.Second)
+	defer again.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for n := 1; !arrived(); {
+		select {
+		case <-deadline:
+			t.Fatalf("no %s within 15s:\n%s", what, d.stderr.String())
+		case <-again.C:
+			publish(fmt.Sprintf("%s-%d", first, n))
+			n++
+		case <-tick.C:
+		}
 	}
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -10,9 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/nats-io/nats.go"
 
 	"github.com/kommo-notify/notify/channels/push/fcmemu"
 )
@@ -101,39 +97,9 @@ func TestDaemonPushesToTheEmulator(t *testing.T) {
 		t.Fatalf("register a device: %d %s", resp.StatusCode, body)
 	}
 
-	nc, err := nats.Connect(d.ep.NATS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	publish := func(id string) {
-		t.Helper()
-		msg := nats.NewMsg("notify.acme.42.add_call")
-		msg.Header.Set(nats.MsgIdHdr, id)
-		msg.Data = []byte(`{"text":"Call from +1 (415) 523-7743","from":"Jeremy Watts","element":{"id":18221265,"type":"contact"}}`)
-		if err := nc.PublishMsg(msg); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// The daemon's directory cache sees the new device within its watcher's latency;
-	// an event routed before that is skipped (no_device). Publish again, with a new
-	// id, until one arrives.
-	publish("call-0")
-	deadline := time.After(15 * time.Second)
-	again := time.NewTicker(time.Second)
-	defer again.Stop()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for n := 1; len(emu.Messages()) == 0; {
-		select {
-		case <-deadline:
-			t.Fatalf("no push within 15s:\n%s", d.stderr.String())
-		case <-again.C:
-			publish(fmt.Sprintf("call-%d", n))
-			n++
-		case <-tick.C:
-		}
-	}
+	publishUntil(t, d, "notify.acme.42.add_call",
+		`{"text":"Call from +1 (415) 523-7743","from":"Jeremy Watts","element":{"id":18221265,"type":"contact"}}`,
+		"call-0", "push", func() bool { return len(emu.Messages()) > 0 })
 	got := emu.Messages()[0].Message
 	if got.Token != "dGVzdA:APA91bH-x_y" || !strings.HasPrefix(got.Data["id"], "call-") || got.Data["click"] != "https://acme.kommo.example/contacts/detail/18221265" {
 		t.Errorf("pushed %+v", got)
