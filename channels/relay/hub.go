@@ -144,6 +144,8 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 }
 
+// fanout hands frame to every connection behind subject. Run calls it for what NATS
+// delivers, and a relay with this hub for its own frames, concurrently.
 func (h *Hub) fanout(subject string, frame []byte) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()

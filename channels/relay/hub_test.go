@@ -476,3 +476,56 @@ func TestClientThatCannotTakeItsFramesIsDropped(t *testing.T) {
 	}
 	waitFor(t, func() bool { return metricValue(t, r.reg, "notify_ws_connections", nil) == 0 })
 }
+
+// A relay with its own hub hands it its frames directly; the server, told not to echo
+// them, sends them to the other dispatchers only. Every tab gets each frame once.
+func TestRelayHandsItsOwnHubEachFrameOnce(t *testing.T) {
+	remote := newRig(t, nil) // another dispatcher on the same NATS
+	local := &rig{nats: remote.nats, nc: remote.nats.Conn(t, nats.NoEcho()), signer: remote.signer,
+		reg: prometheus.NewRegistry(), done: make(chan struct{})}
+	var err error
+	if local.hub, err = relay.NewHub(relay.HubConfig{Conn: local.nc, Tokens: local.signer, Registerer: local.reg}); err != nil {
+		t.Fatal(err)
+	}
+	if local.relay, err = relay.New(relay.Config{Conn: local.nc, Hub: local.hub}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	local.stop = cancel
+	go func() { defer close(local.done); _ = local.hub.Run(ctx) }()
+	local.http = httptest.NewServer(local.hub)
+	t.Cleanup(func() { local.shutdown(); local.http.Close() })
+
+	tabs := []*tab{local.open(t, "acme", "42"), local.open(t, "acme", "7"), remote.open(t, "acme", "42")}
+	local.send(t, "acme", "42", "one")
+	local.send(t, "acme", events.AllUsers, "all")
+	for i, want := range [][]string{{"one", "all"}, {"all"}, {"one", "all"}} {
+		for _, id := range want {
+			if f := tabs[i].next(t); f.ID != id {
+				t.Fatalf("tab %d: frame %q, want %q", i, f.ID, id)
+			}
+		}
+	}
+	// The remote relay's marker reaches both hubs through NATS; nothing may come first.
+	remote.send(t, "acme", events.AllUsers, "marker")
+	for i, c := range tabs {
+		if f := c.next(t); f.ID != "marker" {
+			t.Fatalf("tab %d got %q twice", i, f.ID)
+		}
+	}
+}
+
+func TestRelayRefusesAHubThatWouldGetFramesTwice(t *testing.T) {
+	r := newRig(t, nil)
+	if _, err := relay.New(relay.Config{Conn: r.nc, Hub: r.hub}); err == nil {
+		t.Fatal("a relay on another connection than its hub's was accepted")
+	}
+	nc := r.nats.Conn(t)
+	hub, err := relay.NewHub(relay.HubConfig{Conn: nc, Tokens: r.signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := relay.New(relay.Config{Conn: nc, Hub: hub}); err == nil || !strings.Contains(err.Error(), "NoEcho") {
+		t.Fatalf("a shared connection without NoEcho: %v", err)
+	}
+}

@@ -13,14 +13,25 @@ import (
 
 // Config configures the relay channel.
 type Config struct {
-	Conn   *nats.Conn // the dispatcher's connection; stays the caller's
+	Conn *nats.Conn // the dispatcher's connection; stays the caller's
+	// Hub, if set, is this dispatcher's own hub: it gets each frame straight from Send
+	// instead of back from the NATS server, which saves a hop and a decode of the
+	// message for every tab held here. Conn must then be the hub's connection and be
+	// opened with nats.NoEcho, so the server sends the frame to the other dispatchers
+	// only and no tab gets it twice.
+	Hub    *Hub
 	Logger *slog.Logger
 }
 
-// Validate reports a missing connection.
+// Validate reports a missing connection, or a hub that would get frames twice.
 func (c *Config) Validate() error {
-	if c.Conn == nil {
+	switch {
+	case c.Conn == nil:
 		return errors.New("relay: a NATS connection is required")
+	case c.Hub != nil && c.Hub.cfg.Conn != c.Conn:
+		return errors.New("relay: the hub must subscribe on the relay's connection")
+	case c.Hub != nil && !c.Conn.Opts.NoEcho:
+		return errors.New("relay: a connection shared with the hub needs nats.NoEcho, or its tabs get each frame twice")
 	}
 	return nil
 }
@@ -29,6 +40,7 @@ func (c *Config) Validate() error {
 // ui.<account>.<user>; the dispatcher that holds the user's websockets forwards it.
 type Relay struct {
 	nc  *nats.Conn
+	hub *Hub
 	log *slog.Logger
 }
 
@@ -46,7 +58,7 @@ func New(cfg Config) (*Relay, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Relay{nc: cfg.Conn, log: cfg.Logger}, nil
+	return &Relay{nc: cfg.Conn, hub: cfg.Hub, log: cfg.Logger}, nil
 }
 
 // Name is channels.Relay.
@@ -58,15 +70,20 @@ func (*Relay) Broadcasts() bool { return true }
 // Live: a pop-up matters only while it is fresh.
 func (*Relay) Live() bool { return true }
 
-// Send publishes the event's pop-up frame for d.User. Nobody connected is not an
-// error: a pop-up is ephemeral.
+// Send publishes the event's pop-up frame for d.User, and hands it to the local hub
+// if there is one. Nobody connected is not an error: a pop-up is ephemeral.
 func (r *Relay) Send(ctx context.Context, d *channels.Delivery) error {
 	frame, err := EncodePopup(d.Event)
 	if err != nil {
 		return channels.Permanent(fmt.Errorf("relay: encode %s: %w", d.Event.ID, err))
 	}
-	if err := r.nc.Publish(channels.UISubject(d.Event.Account, d.User), frame); err != nil {
+	subject := channels.UISubject(d.Event.Account, d.User)
+	if err := r.nc.Publish(subject, frame); err != nil {
+		// Not delivered anywhere, locally neither: a retry must not show it twice.
 		return fmt.Errorf("relay: publish %s: %w", d.Event.ID, err)
+	}
+	if r.hub != nil {
+		r.hub.fanout(subject, frame)
 	}
 	return nil
 }

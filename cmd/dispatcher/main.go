@@ -152,8 +152,16 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer,
 	if err != nil {
 		return fmt.Errorf("provision the notification center: %w", err)
 	}
+	// The hub and the relay share a connection of their own that the server does not
+	// echo to: the relay hands its frames to the hub directly, and NATS carries them
+	// to the other dispatchers only.
+	uiConn, err := connect(ctx, natsURL, cfg.NATSCreds, log, nats.Name("notify-dispatcher-relay"), nats.NoEcho())
+	if err != nil {
+		return err
+	}
+	defer drain(uiConn, log)
 	hub, err := relay.NewHub(relay.HubConfig{
-		Conn:           nc,
+		Conn:           uiConn,
 		Tokens:         signer,
 		Center:         centerStore,
 		AllowedOrigins: cfg.origins(),
@@ -163,7 +171,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer,
 	if err != nil {
 		return configError{fmt.Errorf("NOTIFY_ALLOWED_ORIGINS: %w", err)}
 	}
-	rl, err := relay.New(relay.Config{Conn: nc, Logger: log})
+	rl, err := relay.New(relay.Config{Conn: uiConn, Hub: hub, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -405,7 +413,8 @@ func userTokens(cfg *config, log *slog.Logger) (*token.Signer, error) {
 
 // connect joins NATS for good: it retries the first connection and reconnects forever,
 // because a daemon that gives up after two minutes of network trouble is an outage.
-func connect(ctx context.Context, natsURL, creds string, log *slog.Logger) (*nats.Conn, error) {
+// extra options come after the defaults and may override them.
+func connect(ctx context.Context, natsURL, creds string, log *slog.Logger, extra ...nats.Option) (*nats.Conn, error) {
 	opts := []nats.Option{
 		nats.Name("notify-dispatcher"),
 		nats.MaxReconnects(-1),
@@ -427,6 +436,7 @@ func connect(ctx context.Context, natsURL, creds string, log *slog.Logger) (*nat
 			log.Warn("NATS asynchronous error", attrs...)
 		}),
 	}
+	opts = append(opts, extra...)
 	if creds != "" {
 		if _, err := os.Stat(creds); err != nil {
 			return nil, configError{fmt.Errorf("NATS_CREDS: %w", err)}
