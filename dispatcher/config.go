@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,6 +52,13 @@ type Config struct {
 	StatusTTL time.Duration
 	// QueueGroup shares pop-up subjects among dispatchers: "notify-router".
 	QueueGroup string
+	// Consume names the channels whose durable consumers this dispatcher runs; empty
+	// means every channel of the durable types. Every dispatcher provisions every
+	// consumer, so events wait for a channel run elsewhere (a dedicated email or push
+	// worker); a deployment that splits them must run each channel somewhere. The
+	// relay's consumer speaks for the router: it counts durable events as received and
+	// dead-letters the invalid ones.
+	Consume []string
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // nil: metrics are kept but not exported
@@ -91,6 +100,14 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// consumed lists the channels whose consumers run, in routing-table order.
+func (c *Config) consumed() []string {
+	if len(c.Consume) == 0 {
+		return durableChannels()
+	}
+	return slices.DeleteFunc(durableChannels(), func(ch string) bool { return !slices.Contains(c.Consume, ch) })
+}
+
 // Validate reports the first setting that cannot work.
 func (c *Config) Validate() error {
 	var errs []error
@@ -125,6 +142,14 @@ func (c *Config) Validate() error {
 	for _, name := range requiredChannels() {
 		if !have[name] {
 			errs = append(errs, fmt.Errorf("channel %q missing (wire channels.Disabled to turn it off)", name))
+		}
+	}
+	for i, name := range c.Consume {
+		switch {
+		case !slices.Contains(durableChannels(), name):
+			errs = append(errs, fmt.Errorf("consume: %q is not a channel of the durable types (%s)", name, strings.Join(durableChannels(), ", ")))
+		case slices.Contains(c.Consume[:i], name):
+			errs = append(errs, fmt.Errorf("consume: channel %q given twice", name))
 		}
 	}
 	return errors.Join(errs...)

@@ -27,6 +27,7 @@ type Dispatcher struct {
 	// event: it counts the event as received and dead-letters it when it is invalid.
 	// Every consumer validates (cheap and deterministic), but only one reports.
 	owner        string
+	consumed     []string // the channels whose consumers run here (Config.Consume)
 	dedup        *dedup
 	decoded      *decoded      // one validation of each stored event for all channel consumers
 	routing      chan struct{} // closed once pop-up subscriptions are live
@@ -56,10 +57,11 @@ func New(nc *nats.Conn, cfg Config) (*Dispatcher, error) {
 		metrics:  NewMetrics(cfg.Registerer),
 		channels: make(map[string]channels.Channel, len(cfg.Channels)),
 		dedup:    newDedup(cfg.DedupWindow, popupDedupCapacity),
-		decoded:  newDecoded(len(durableChannels()), decodedCapacity),
+		consumed: cfg.consumed(),
 		routing:  make(chan struct{}),
 		owner:    durableChannels()[0],
 	}
+	d.decoded = newDecoded(len(d.consumed), decodedCapacity)
 	for _, ch := range cfg.Channels {
 		d.channels[ch.Name()] = ch
 	}
@@ -107,12 +109,12 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		}
 	}
 	g.Go(func() error { return d.routePopups(gctx) })
-	for _, name := range durableChannels() {
+	for _, name := range d.consumed {
 		g.Go(func() error { return d.consume(gctx, d.channels[name]) })
 	}
 	g.Go(func() error { return d.deadLetterAdvisories(gctx) })
 	g.Go(func() error { d.sample(gctx); return nil })
-	d.log.Info("dispatcher routing", "channels", durableChannels(), "replicas", d.cfg.Replicas,
+	d.log.Info("dispatcher routing", "channels", d.consumed, "replicas", d.cfg.Replicas,
 		"dedup_window", d.cfg.DedupWindow.String())
 	err := g.Wait()
 	d.ready.Store(false)

@@ -9,10 +9,12 @@ import (
 	"net/mail"
 	"net/url"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/kommo-notify/notify/channels"
 	"github.com/kommo-notify/notify/channels/center"
 	"github.com/kommo-notify/notify/channels/email"
 	"github.com/kommo-notify/notify/channels/push"
@@ -55,7 +57,12 @@ type config struct {
 	ShutdownTimeout time.Duration
 	LogFormat       string
 	LogLevel        string
+	Channels        string // NOTIFY_CHANNELS; empty: all
 }
+
+// durableChannels are the channels NOTIFY_CHANNELS may name: those of add_error and
+// add_call, each with its own consumer.
+var durableChannels = []string{channels.Relay, channels.Center, channels.Email, channels.Push}
 
 // maxPushInFlight bounds NOTIFY_PUSH_IN_FLIGHT: each send in flight holds a goroutine
 // and an HTTP request.
@@ -133,6 +140,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*
 	dur(&c.ShutdownTimeout, setting{"shutdown-timeout", "NOTIFY_SHUTDOWN_TIMEOUT", "how long in-flight deliveries may finish on shutdown", "10s"})
 	str(&c.LogFormat, setting{"log-format", "NOTIFY_LOG_FORMAT", "log format: text or json", "text"})
 	str(&c.LogLevel, setting{"log-level", "NOTIFY_LOG_LEVEL", "log level: debug, info, warn or error", "info"})
+	str(&c.Channels, setting{"channels", "NOTIFY_CHANNELS", "comma-separated channels whose add_error and add_call deliveries this dispatcher makes, of relay, center, email and push; a dedicated worker names one (default: all)", ""})
 
 	if len(errs) > 0 {
 		return nil, errs[0]
@@ -150,9 +158,15 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*
 }
 
 // origins are the allowed origin patterns, trimmed, without empty items.
-func (c *config) origins() []string {
+func (c *config) origins() []string { return list(c.AllowedOrigins) }
+
+// consume are the channels of NOTIFY_CHANNELS; none means all.
+func (c *config) consume() []string { return list(c.Channels) }
+
+// list splits a comma-separated setting into its trimmed, non-empty items.
+func list(s string) []string {
 	var out []string
-	for _, p := range strings.Split(c.AllowedOrigins, ",") {
+	for _, p := range strings.Split(s, ",") {
 		if p = strings.TrimSpace(p); p != "" {
 			out = append(out, p)
 		}
@@ -169,6 +183,14 @@ func envOr(getenv func(string) string, key, def string) string {
 
 // validate names the first setting that cannot work, by its variable.
 func (c *config) validate() error {
+	for i, ch := range c.consume() {
+		if !slices.Contains(durableChannels, ch) {
+			return fmt.Errorf("NOTIFY_CHANNELS: %q is not one of %s", ch, strings.Join(durableChannels, ", "))
+		}
+		if slices.Contains(c.consume()[:i], ch) {
+			return fmt.Errorf("NOTIFY_CHANNELS: %q is named twice", ch)
+		}
+	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		return fmt.Errorf("NOTIFY_HTTP_ADDR: %q is not host:port", c.HTTPAddr)
 	}

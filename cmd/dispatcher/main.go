@@ -207,6 +207,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer,
 		RetryMax:        cfg.RetryMax,
 		StatusTTL:       cfg.StatusTTL,
 		ShutdownTimeout: cfg.ShutdownTimeout,
+		Consume:         cfg.consume(),
 		Logger:          log,
 		Registerer:      reg,
 	})

@@ -253,6 +253,8 @@ func TestBadSettingStopsWithOneLine(t *testing.T) {
 		{"api keys", map[string]string{"NOTIFY_API_KEYS": "bad account!:k"}, nil, "NOTIFY_API_KEYS"},
 		{"log format", nil, []string{"--log-format", "xml"}, "NOTIFY_LOG_FORMAT"},
 		{"replicas", map[string]string{"NOTIFY_REPLICAS": "2"}, nil, "NOTIFY_REPLICAS"},
+		{"unknown channel", map[string]string{"NOTIFY_CHANNELS": "email,sms"}, nil, "NOTIFY_CHANNELS"},
+		{"channel twice", nil, []string{"--channels", "push, push"}, "NOTIFY_CHANNELS"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
