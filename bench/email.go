@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/wneessen/go-mail"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/kommo-notify/notify/channels"
 	"github.com/kommo-notify/notify/events"
 )
 
@@ -19,7 +22,10 @@ import (
 // email channel (its own consumer, templates, go-mail over a pool of SMTP
 // connections) to an SMTP sink in the harness; the baseline is a raw go-mail loop
 // sending messages of the same size over the same number of connections to the same
-// sink. Latency ends when the sink has the whole message.
+// sink. Latency ends when the sink has the whole message. The target is the channel
+// at full speed, in a dispatcher that runs it alone (NOTIFY_CHANNELS=email, a
+// dedicated email worker); a last row sends the same events through a dispatcher
+// that runs every channel.
 //
 // Defaults: 5,000 events (--events) to 1,000 users (--users) over 4 connections
 // (--conns, the daemon's NOTIFY_SMTP_CONNECTIONS default).
@@ -40,11 +46,87 @@ func runEmail(ctx context.Context, h *harness) (*Result, error) {
 		return nil, err
 	}
 	defer sink.close()
-	d, err := h.startDaemon(ctx, "", map[string]string{
+	env := map[string]string{
 		"SMTP_URL":                fmt.Sprintf("smtp://127.0.0.1:%d?tls=none", sink.port()),
 		"NOTIFY_MAIL_FROM":        mailFrom,
 		"NOTIFY_SMTP_CONNECTIONS": strconv.Itoa(conns),
+	}
+	// The channel at full speed: a dispatcher that runs the email consumer only, as a
+	// dedicated email worker does; the raw loop runs beside it on the same sink.
+	workerEnv := maps.Clone(env)
+	workerEnv["NOTIFY_CHANNELS"] = channels.Email
+	var size int
+	var baseMsg *mailTemplate
+	runs, err := h.emailDaemon(ctx, cur, workerEnv, users, []string{channels.Email}, func(ctx context.Context, nc *nats.Conn, procs []proc, pid int) ([]Row, error) {
+		if baseMsg == nil {
+			size = int(lastSize.Load())
+			if baseMsg, err = newMailTemplate(size); err != nil {
+				return nil, err
+			}
+		}
+		target, err := h.durablePhase(ctx, cur, nc, emailWorkerRow, false, procs, pid, n, 0, users, channels.Email)
+		if err != nil {
+			return nil, err
+		}
+		target.Figures = map[string]float64{"bytes_per_message": float64(size), "smtp_connections": float64(conns)}
+		h.logf("raw go-mail loop")
+		base, err := rawMailLoop(ctx, cur, sink.port(), conns, n, users, baseMsg, procs)
+		if err != nil {
+			return nil, err
+		}
+		base.Figures = map[string]float64{"bytes_per_message": float64(lastSize.Load()), "smtp_connections": float64(conns)}
+		return []Row{target, base}, nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	// The same events through a dispatcher that runs every channel, for the record:
+	// the relay, the center and push (skipped) take them on the same two cores.
+	whole, err := h.emailDaemon(ctx, cur, env, users, nil, func(ctx context.Context, nc *nats.Conn, procs []proc, pid int) ([]Row, error) {
+		row, err := h.durablePhase(ctx, cur, nc, emailWholeRow, false, procs, pid, n, 0, users)
+		if err != nil {
+			return nil, err
+		}
+		row.Figures = map[string]float64{"bytes_per_message": float64(lastSize.Load()), "smtp_connections": float64(conns)}
+		return []Row{row}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i := range runs {
+		runs[i] = append(runs[i], whole[i]...)
+	}
+	rows := medianRows(runs)
+	ratio := compare(rows, emailWorkerRow, "raw go-mail loop")
+	compare(rows, emailWholeRow, "raw go-mail loop")
+	var bars []Bar
+	if t, b := row(rows, emailWorkerRow), row(rows, "raw go-mail loop"); t != nil && b != nil {
+		bars = append(bars, atLeast("email: at least 80% of the raw go-mail loop at the same number of connections", t.Name, ">= 80% of baseline",
+			fmt.Sprintf("%.0f%% (%s/s against %s/s over %d connections)", ratio*100, thousands(t.Throughput), thousands(b.Throughput), conns), ratio, 0.80))
+	}
+	notes := []string{
+		fmt.Sprintf("%s: %s add_error events published to JetStream at once (asynchronous publishes, each with its Nats-Msg-Id) to %s users whose profiles have an email address (push off), taken by a dispatcher that runs the email consumer only (NOTIFY_CHANNELS=email), which renders and sends each over its pool of %d SMTP connections; per s runs from the first publish to the sink's last message, latency from each event's publish to the sink having its message (it includes the wait in the stream: all events are published at once)", emailWorkerRow, thousands(float64(n)), thousands(float64(users)), conns),
+		fmt.Sprintf("baseline: %d goroutines, each with its own go-mail client and connection, compose a message (the channel's headers, a text and an HTML part, padded to the channel's %s bytes) and send it, one after another; latency from composing to the sink having it", conns, thousands(float64(size))),
+		fmt.Sprintf("%s: the same events through a dispatcher that runs every channel: its relay, center and push (recorded as skipped) consumers take them at the same time on the same two cores", emailWholeRow),
+		"the sink (emersion/go-smtp, no TLS, no AUTH) runs in the harness process for every row",
+	}
+	return &Result{
+		Title:  fmt.Sprintf("add_error by email over %d SMTP connections", conns),
+		Params: map[string]string{"events": fmt.Sprint(n), "users": fmt.Sprint(users), "conns": fmt.Sprint(conns)},
+		Rows:   rows, Bars: bars, Notes: notes, Runs: runs,
+	}, nil
+}
+
+const (
+	emailWorkerRow = "email worker"
+	emailWholeRow  = "email, every channel"
+)
+
+// emailDaemon starts a dispatcher with env, writes the users' profiles, warms it up
+// (consumers: the ones it runs, none for all), and runs each repetition in it.
+func (h *harness) emailDaemon(ctx context.Context, cur *current, env map[string]string, users int, consumers []string,
+	run func(ctx context.Context, nc *nats.Conn, procs []proc, pid int) ([]Row, error)) ([][]Row, error) {
+	d, err := h.startDaemon(ctx, "", env)
 	if err != nil {
 		return nil, err
 	}
@@ -59,50 +141,17 @@ func runEmail(ctx context.Context, h *harness) (*Result, error) {
 	}
 	// The daemon's directory has every profile once an event to the last user is
 	// delivered (profiles load in order), and the pool's connections are open then.
-	if err := h.waitProfiles(ctx, cur, nc, users); err != nil {
-		return nil, err
-	}
-	size := int(lastSize.Load())
-	baseMsg, err := newMailTemplate(size)
-	if err != nil {
+	if err := h.waitProfiles(ctx, cur, nc, users, consumers...); err != nil {
 		return nil, err
 	}
 	procs := []proc{{"dispatcher", d.pid}, self()}
-	runs, err := h.repeat(ctx, func(ctx context.Context, _ int) ([]Row, error) {
-		target, err := h.durablePhase(ctx, cur, nc, "email channel", false, procs, d.pid, n, 0, users)
+	return h.repeat(ctx, func(ctx context.Context, _ int) ([]Row, error) {
+		rows, err := run(ctx, nc, procs, d.pid)
 		if err != nil {
 			return nil, err
 		}
-		target.Figures = map[string]float64{"bytes_per_message": float64(size), "smtp_connections": float64(conns)}
-		h.logf("raw go-mail loop")
-		base, err := rawMailLoop(ctx, cur, sink.port(), conns, n, users, baseMsg, procs)
-		if err != nil {
-			return nil, err
-		}
-		base.Figures = map[string]float64{"bytes_per_message": float64(lastSize.Load()), "smtp_connections": float64(conns)}
-		return []Row{target, base}, d.alive()
+		return rows, d.alive()
 	})
-	if err != nil {
-		return nil, err
-	}
-	rows := medianRows(runs)
-	ratio := compare(rows, "email channel", "raw go-mail loop")
-	var bars []Bar
-	if t, b := row(rows, "email channel"), row(rows, "raw go-mail loop"); t != nil && b != nil {
-		bars = append(bars, atLeast("email: at least 80% of the raw go-mail loop at the same number of connections", t.Name, ">= 80% of baseline",
-			fmt.Sprintf("%.0f%% (%s/s against %s/s over %d connections)", ratio*100, thousands(t.Throughput), thousands(b.Throughput), conns), ratio, 0.80))
-	}
-	notes := []string{
-		fmt.Sprintf("target: %s add_error events published to JetStream at once (asynchronous publishes, each with its Nats-Msg-Id) to %s users whose profiles have an email address (push off); the dispatcher's email consumer renders and sends each over its pool of %d SMTP connections; per s runs from the first publish to the sink's last message, latency from each event's publish to the sink having its message (it includes the wait in the stream: all events are published at once)", thousands(float64(n)), thousands(float64(users)), conns),
-		fmt.Sprintf("baseline: %d goroutines, each with its own go-mail client and connection, compose a message (the channel's headers, a text and an HTML part, padded to the channel's %s bytes) and send it, one after another; latency from composing to the sink having it", conns, thousands(float64(size))),
-		"the dispatcher's other consumers (relay, center, and push recorded as skipped) take the same events at the same time on the same two cores",
-		"the sink (emersion/go-smtp, no TLS, no AUTH) runs in the harness process for both rows",
-	}
-	return &Result{
-		Title:  fmt.Sprintf("add_error by email over %d SMTP connections", conns),
-		Params: map[string]string{"events": fmt.Sprint(n), "users": fmt.Sprint(users), "conns": fmt.Sprint(conns)},
-		Rows:   rows, Bars: bars, Notes: notes, Runs: runs,
-	}, nil
 }
 
 // mailTemplate is the baseline's message: the email channel's headers, a text and an

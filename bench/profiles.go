@@ -51,7 +51,7 @@ func putProfiles(ctx context.Context, nc *nats.Conn, users int, email, push bool
 // one arrives: the daemon's directory cache follows the profiles' bucket a moment
 // after they are written, and an event routed before it has the profile is
 // skipped (no address, no device) and never arrives.
-func (h *harness) waitProfiles(ctx context.Context, cur *current, nc *nats.Conn, users int) error {
+func (h *harness) waitProfiles(ctx context.Context, cur *current, nc *nats.Conn, users int, consumers ...string) error {
 	for range 30 {
 		p := cur.begin("warm", 0)
 		msg := nats.NewMsg(events.SubjectPrefix + "." + benchAccount + "." + userName(users-1) + "." + string(events.AddError))
@@ -73,7 +73,7 @@ func (h *harness) waitProfiles(ctx context.Context, cur *current, nc *nats.Conn,
 		}
 		cur.end()
 		if p.arrived.Load() > 0 {
-			return waitIdle(ctx, nc, dispatcher.StreamName)
+			return waitIdle(ctx, nc, dispatcher.StreamName, consumers...)
 		}
 	}
 	return errors.New("warm-up: no event to the last user arrived in 60 s")

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -57,9 +58,10 @@ func (p *asyncPublisher) wait(ctx context.Context) error {
 	return nil
 }
 
-// waitIdle returns once every consumer of stream has nothing pending and nothing
-// unacknowledged: the daemon has finished with every event published so far.
-func waitIdle(ctx context.Context, nc *nats.Conn, stream string) error {
+// waitIdle returns once every consumer of stream (or only those named, when a daemon
+// runs some channels only) has nothing pending and nothing unacknowledged: the daemon
+// has finished with every event published so far.
+func waitIdle(ctx context.Context, nc *nats.Conn, stream string, only ...string) error {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return err
@@ -73,6 +75,9 @@ func waitIdle(ctx context.Context, nc *nats.Conn, stream string) error {
 		left = 0
 		names := s.ConsumerNames(ctx)
 		for name := range names.Name() {
+			if len(only) > 0 && !slices.Contains(only, name) {
+				continue
+			}
 			c, err := s.Consumer(ctx, name)
 			if err != nil {
 				left = -1
@@ -91,8 +96,9 @@ func waitIdle(ctx context.Context, nc *nats.Conn, stream string) error {
 
 // durablePhase publishes n add_error events at once (users in turn from first) and
 // measures them until every one has arrived wherever the scenario counts arrivals.
-// With procs nil it only waits (a warm-up).
-func (h *harness) durablePhase(ctx context.Context, cur *current, nc *nats.Conn, name string, baseline bool, procs []proc, pid, n, first, users int) (Row, error) {
+// With procs nil it only waits (a warm-up). consumers names the dispatcher's consumers
+// to wait for when it runs only those (NOTIFY_CHANNELS); none means all.
+func (h *harness) durablePhase(ctx context.Context, cur *current, nc *nats.Conn, name string, baseline bool, procs []proc, pid, n, first, users int, consumers ...string) (Row, error) {
 	h.logf("%s", name)
 	pub, err := newAsyncPublisher(nc)
 	if err != nil {
@@ -132,7 +138,7 @@ func (h *harness) durablePhase(ctx context.Context, cur *current, nc *nats.Conn,
 	}
 	// The other consumers may still be at work on the same events: the process's CPU
 	// for them counts, and the next phase must not share the machine with them.
-	if err := waitIdle(ctx, nc, dispatcher.StreamName); err != nil {
+	if err := waitIdle(ctx, nc, dispatcher.StreamName, consumers...); err != nil {
 		return Row{}, fmt.Errorf("%s: wait for the dispatcher to finish: %w", name, err)
 	}
 	if m == nil {
