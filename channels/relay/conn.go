@@ -3,7 +3,11 @@ package relay
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -16,36 +20,58 @@ import (
 // maxClientFrame bounds what a browser may send: it only ever sends small requests.
 const maxClientFrame = 4 << 10
 
+// closeTimeout bounds the close handshake: writing the close frame, then waiting for
+// the client's (the websocket library's figure).
+const closeTimeout = 5 * time.Second
+
 // conn is one browser tab. The fan-out goroutine hands it frames through a bounded
-// queue and never waits for it; one goroutine writes, one reads. The writer takes
-// every frame that waits and writes them under one deadline: a client that cannot
-// take them within the write timeout is dropped.
+// queue and never waits for it. An idle conn has one goroutine, its reader (pongs,
+// resume requests, the client's close or leaving), parked with a minimal stack; a
+// writer goroutine exists only while frames wait: the first frame queued starts one,
+// and it takes every frame that waits and writes them under one deadline until the
+// queue is empty. A client that cannot take them within the write timeout is dropped.
+// Pings come from the hub's pinger, the token's expiry from a timer: nothing ticks
+// per connection. wire.go has the protocol.
 type conn struct {
 	h        *Hub
-	ws       *websocket.Conn
+	raw      net.Conn        // the hijacked connection: every frame is written here
+	rc       syscall.RawConn // raw's, for writes that must not block (nil: none)
+	in       io.Reader       // what the reader reads: raw, after bytes the server read early
 	user     token.User
 	subjects [2]string // the user's subject, then the account's broadcast
 	pos      [2]int    // c's index in the group of each subject, under the hub's lock
 	queue    frameQueue
-	done     chan struct{} // closed when the connection is being dropped
-	dropOnce sync.Once
-	// Set once before done is closed: the close frame serve sends.
+	// cancelResume ends the context of a resume in progress: a drop cancels the
+	// center's replay. A conn holds no context of its own while idle.
+	cancelResume atomic.Pointer[context.CancelFunc]
+	expiry       *time.Timer
+	// awaitingPong is set by the pinger when it queues a ping and cleared by the pong.
+	awaitingPong atomic.Bool
+	// The close handshake: whichever side's close frame comes second cuts the connection.
+	closeSent, closeReceived atomic.Bool
+	dropOnce                 sync.Once
+	// Set once before the queue closes: the close frame the holder of the write side sends.
 	closeCode websocket.StatusCode
 	closeMsg  string
+	hdr       [14]byte // the reader's frame header
 }
 
-func newConn(h *Hub, ws *websocket.Conn, user token.User) *conn {
-	return &conn{
+func newConn(h *Hub, raw net.Conn, user token.User) *conn {
+	c := &conn{
 		h:    h,
-		ws:   ws,
+		raw:  raw,
+		in:   raw,
 		user: user,
 		subjects: [2]string{
 			channels.UISubject(user.Account, user.User),
 			channels.UISubject(user.Account, events.AllUsers),
 		},
 		queue: newFrameQueue(h.cfg.QueueSize),
-		done:  make(chan struct{}),
 	}
+	if sc, ok := raw.(syscall.Conn); ok {
+		c.rc, _ = sc.SyscallConn()
+	}
+	return c
 }
 
 // slot is the index of subject in c.subjects.
@@ -56,22 +82,56 @@ func (c *conn) slot(subject string) int {
 	return 1
 }
 
-// enqueue offers a frame without blocking. A client whose queue is full cannot keep
-// up: it is dropped with a policy-violation close rather than slowing anyone else.
+// enqueue offers a framed frame (appendFrame) without blocking, and starts a writer
+// if none runs. A client whose queue is full cannot keep up: it is dropped with a
+// policy-violation close rather than slowing anyone else.
 func (c *conn) enqueue(frame []byte) {
-	select {
-	case <-c.done: // nobody will write it
-		return
-	default:
-	}
-	if !c.queue.push(frame) {
+	ok, start := c.queue.push(frame)
+	if !ok {
 		c.drop(websocket.StatusPolicyViolation, "too slow: frames were dropped", dropSlow)
+	}
+	if start {
+		c.writeSome()
 	}
 }
 
+// writeSome is for a new holder of the write side, on the goroutine that queued the
+// frame, which must not block: it writes the frame at once if the socket has room for
+// it, as it mostly has, so a frame costs no goroutine and no deadline. Whatever is
+// left (a socket that is full, a frame half written, several frames) goes to a
+// writer goroutine.
+func (c *conn) writeSome() {
+	frame, ok := c.queue.takeOne()
+	if !ok || c.rc == nil {
+		go c.writeLoop()
+		return
+	}
+	n, err := writeNonBlocking(c.rc, frame)
+	if err != nil {
+		c.writeFailed()
+		return
+	}
+	if n < len(frame) {
+		c.queue.unshift(frame[n:])
+		go c.writeLoop()
+		return
+	}
+	switch c.queue.release() {
+	case turnWrite:
+		go c.writeLoop()
+	case turnClose:
+		go c.sendClose()
+	}
+}
+
+// dropped reports whether the connection is being dropped (or has ended).
+func (c *conn) dropped() bool { return c.queue.isClosing() }
+
 // drop asks for the connection to end with a close frame saying why, without blocking
-// the caller: serve sends the close frame (the handshake waits for the peer). The
-// first call wins. reason is the metric's label, empty for a normal end.
+// the caller: the holder of the write side sends the close frame once its write is
+// done, or a goroutine started here if nobody holds it. The first call wins. reason
+// is the metric's label, empty for a normal end; code 0 cuts the connection without
+// a close frame (the client is gone, or a frame may be half written).
 func (c *conn) drop(code websocket.StatusCode, message, reason string) {
 	c.dropOnce.Do(func() {
 		c.closeCode, c.closeMsg = code, message
@@ -79,33 +139,107 @@ func (c *conn) drop(code websocket.StatusCode, message, reason string) {
 			c.h.metrics.dropped[reason].Inc()
 			c.h.log.Info("websocket dropped", "account", c.user.Account, "user", c.user.User, "reason", reason)
 		}
-		close(c.done)
+		if cancel := c.cancelResume.Load(); cancel != nil {
+			(*cancel)()
+		}
+		if _, acquired := c.queue.close(); acquired {
+			if code == 0 {
+				c.cut()
+			} else {
+				go c.sendClose()
+			}
+		}
 	})
 }
 
-// writeBatch writes frames in order under one deadline: a context and its timer per
-// batch rather than per frame, which showed in profiles of the pop-up path.
-func (c *conn) writeBatch(ctx context.Context, frames [][]byte) error {
-	if len(frames) == 0 { // a token that raced with the take before it
-		return nil
+// sendClose is for the holder of the write side of a closing connection: it sends
+// the close frame, and cuts the connection once the client's close has come too, or
+// after closeTimeout. The reader ends with the connection.
+func (c *conn) sendClose() {
+	if c.closeCode == 0 || c.raw.SetWriteDeadline(time.Now().Add(closeTimeout)) != nil {
+		c.cut()
+		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.h.cfg.WriteTimeout)
-	defer cancel()
-	for _, frame := range frames {
-		if err := c.ws.Write(ctx, websocket.MessageText, frame); err != nil {
-			return err
+	if _, err := c.raw.Write(closeFrame(c.closeCode, c.closeMsg)); err != nil {
+		c.cut()
+		return
+	}
+	c.closeSent.Store(true)
+	if c.closeReceived.Load() { // the reader may have seen it before closeSent was set
+		c.cut()
+		return
+	}
+	time.AfterFunc(closeTimeout, c.cut)
+}
+
+// cut closes the connection without a word; the reader ends.
+func (c *conn) cut() {
+	_ = c.raw.Close()
+}
+
+// writeLoop is the writer goroutine: a holder of the write side started it. It
+// writes what waits, batch by batch, and ends when the queue is empty.
+func (c *conn) writeLoop() {
+	var batch [][]byte
+	for {
+		var next turn
+		batch, next = c.queue.take(batch)
+		switch next {
+		case turnDone:
+			return
+		case turnClose:
+			c.sendClose()
+			return
 		}
+		if err := c.write(batch...); err != nil {
+			c.writeFailed()
+			return
+		}
+		// Cleared while the write side is still held: the next holder may be writeSome,
+		// which takes no deadline and must not meet a stale one.
+		c.clearDeadline()
 	}
-	return nil
 }
 
-func (c *conn) write(ctx context.Context, frame []byte) error {
-	ctx, cancel := context.WithTimeout(ctx, c.h.cfg.WriteTimeout)
-	defer cancel()
-	return c.ws.Write(ctx, websocket.MessageText, frame)
+// write writes framed frames in order under one deadline: one per batch rather than
+// a context and its timer per frame, which showed in profiles of the pop-up path. It
+// leaves the deadline set: the holder clears it before it lets the write side go.
+func (c *conn) write(frames ...[]byte) error {
+	if err := c.raw.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteTimeout)); err != nil {
+		return err
+	}
+	return writeFrames(c.raw, frames)
 }
 
-// hello tells the tab who it is and where the user's center stands.
+// clearDeadline lifts the write deadline before the write side is let go.
+func (c *conn) clearDeadline() {
+	_ = c.raw.SetWriteDeadline(time.Time{})
+}
+
+// writeFailed drops a client whose write failed or timed out. A frame may be half
+// written: no close frame can follow it, so the connection is cut.
+func (c *conn) writeFailed() {
+	c.drop(websocket.StatusPolicyViolation, "write failed", dropWriteError)
+	c.cut()
+}
+
+// ping queues a ping (the hub's pinger calls it for every connection), marking the
+// connection as waiting for its pong.
+func (c *conn) ping() {
+	c.awaitingPong.Store(true)
+	c.enqueue(pingFrame)
+}
+
+// checkPong drops a connection whose last ping has had no pong (the pinger calls it
+// a write timeout after the ping).
+func (c *conn) checkPong() {
+	if c.awaitingPong.Load() {
+		c.drop(websocket.StatusPolicyViolation, "no pong", dropPingTimeout)
+	}
+}
+
+// hello tells the tab who it is and where the user's center stands. The caller holds
+// the write side (a new conn's queue starts held), so it goes before any frame.
 func (c *conn) hello(ctx context.Context) error {
 	f := HelloFrame{Kind: "hello", Account: c.user.Account, User: c.user.User}
 	if center := c.h.cfg.Center; center != nil {
@@ -118,55 +252,23 @@ func (c *conn) hello(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.write(ctx, b)
+	if err := c.write(textFrame(b)); err != nil {
+		c.drop(0, "", "") // a frame may be half written: no close frame can follow
+		return err
+	}
+	return nil
 }
 
-// serve writes queued frames and pings until the client goes, falls behind, stops
-// answering, or its token expires, and then sends the close frame saying why. cancel
-// ends ctx; the reader calls it when the client leaves.
-func (c *conn) serve(ctx context.Context, cancel context.CancelFunc) {
-	var reader sync.WaitGroup
-	reader.Go(func() { c.read(ctx, cancel) })
-	defer reader.Wait()
-	defer cancel()
-	defer func() {
-		select {
-		case <-c.done:
-			_ = c.ws.Close(c.closeCode, c.closeMsg)
-		default: // the client left
-		}
-	}()
-
-	ping := time.NewTicker(c.h.cfg.PingInterval)
-	defer ping.Stop()
-	expiry := time.NewTimer(time.Until(c.user.Expires))
-	defer expiry.Stop()
-	var batch [][]byte
-	for {
-		select {
-		case <-c.queue.ready:
-			batch = c.queue.take(batch)
-			if err := c.writeBatch(ctx, batch); err != nil {
-				c.drop(websocket.StatusPolicyViolation, "write failed", dropWriteError)
-				return
-			}
-			batch = release(batch)
-		case <-ping.C:
-			pctx, pcancel := context.WithTimeout(ctx, c.h.cfg.WriteTimeout)
-			err := c.ws.Ping(pctx)
-			pcancel()
-			if err != nil && ctx.Err() == nil {
-				c.drop(websocket.StatusPolicyViolation, "no pong", dropPingTimeout)
-				return
-			}
-		case <-expiry.C:
-			c.drop(websocket.StatusPolicyViolation, "token expired", dropTokenExpired)
-			return
-		case <-c.done:
-			return
-		case <-ctx.Done(): // the reader ended: the client left
-			return
-		}
+// releaseWrites lets the write side go after the hello or a resume: it starts a
+// writer for the frames that waited meanwhile, or closes a connection dropped
+// meanwhile.
+func (c *conn) releaseWrites() {
+	c.clearDeadline()
+	switch c.queue.release() {
+	case turnWrite:
+		go c.writeLoop()
+	case turnClose:
+		c.sendClose()
 	}
 }
 
@@ -176,35 +278,44 @@ type clientRequest struct {
 	After uint64 `json:"after"`
 }
 
-// read serves the client's requests (resume) and notices when it leaves. It also
-// keeps pings working: pongs are read here. Its reads take no context: every way
-// serve ends closes the websocket, which ends the read, and an idle read with a
-// context would hold a registration on it for the connection's whole life.
-func (c *conn) read(ctx context.Context, done context.CancelFunc) {
-	defer done()
-	for {
-		typ, data, err := c.ws.Read(context.Background())
+// request serves one message of the client (resume), on the reader's goroutine.
+func (c *conn) request(typ byte, data []byte) {
+	var req clientRequest
+	if typ != opText || json.Unmarshal(data, &req) != nil {
+		return // tolerate what a future client may send
+	}
+	if req.Op == "resume" {
+		ctx, cancel := context.WithCancel(context.Background())
+		c.cancelResume.Store(&cancel) // before resume takes the write side: a drop after it cancels
+		err := c.resume(ctx, req.After)
+		c.cancelResume.Store(nil)
+		cancel()
 		if err != nil {
-			return
-		}
-		var req clientRequest
-		if typ != websocket.MessageText || json.Unmarshal(data, &req) != nil {
-			continue // tolerate what a future client may send
-		}
-		if req.Op == "resume" {
-			if err := c.resume(ctx, req.After); err != nil {
-				c.h.log.Warn("resume", "account", c.user.Account, "user", c.user.User, "error", err)
-				c.drop(websocket.StatusInternalError, "resume failed, reconnect", "")
-				return
-			}
+			c.h.log.Warn("resume", "account", c.user.Account, "user", c.user.User, "error", err)
+			c.drop(websocket.StatusInternalError, "resume failed, reconnect", "")
 		}
 	}
 }
 
 // resume replays the center items the tab missed, then says where it stands. It
-// writes directly rather than through the queue: a long replay is not a slow client.
+// holds the write side for the whole replay and writes each frame under its own
+// deadline rather than through the queue: a long replay is not a slow client. The
+// pop-ups that arrive meanwhile wait in the queue and follow it.
 func (c *conn) resume(ctx context.Context, after uint64) error {
-	send := func(frame []byte) error { return c.write(ctx, frame) }
+	if !c.queue.acquire() {
+		return nil // dropped meanwhile: the close is on its way
+	}
+	defer c.releaseWrites()
+	var writeErr error
+	defer func() {
+		if writeErr != nil { // a frame may be half written: no close frame can follow
+			c.drop(0, "", "")
+		}
+	}()
+	send := func(frame []byte) error {
+		writeErr = c.write(textFrame(frame))
+		return writeErr
+	}
 	f := ResumedFrame{Kind: "center", Op: "resumed"}
 	if center := c.h.cfg.Center; center != nil {
 		var err error

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -44,10 +45,12 @@ type HubConfig struct {
 	AllowedOrigins []string
 	Center         Center
 	QueueSize      int           // frames buffered per connection before it counts as slow: 256
-	PingInterval   time.Duration // 25s
-	WriteTimeout   time.Duration // the frames waiting (one batch) or a ping not written in this time drop the client: 10s
-	Registerer     prometheus.Registerer
-	Logger         *slog.Logger
+	PingInterval   time.Duration // every connection is pinged this often, by one hub-wide ticker: 25s
+	// WriteTimeout: the frames waiting (one batch) not written, or a ping not answered,
+	// in this time drop the client: 10s.
+	WriteTimeout time.Duration
+	Registerer   prometheus.Registerer
+	Logger       *slog.Logger
 }
 
 func (c *HubConfig) setDefaults() {
@@ -130,10 +133,15 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 	}, nil
 }
 
-// Run fans frames out to connections until ctx ends, then closes every connection
-// with "going away" so browsers reconnect to another dispatcher.
+// Run fans frames out to connections and pings them until ctx ends, then closes every
+// connection with "going away" so browsers reconnect to another dispatcher.
 func (h *Hub) Run(ctx context.Context) error {
+	var pinger sync.WaitGroup
+	pingCtx, stopPinger := context.WithCancel(ctx)
+	pinger.Go(func() { h.pinger(pingCtx) })
 	defer h.shutdown()
+	defer pinger.Wait()
+	defer stopPinger()
 	for {
 		select {
 		case <-ctx.Done():
@@ -145,13 +153,72 @@ func (h *Hub) Run(ctx context.Context) error {
 }
 
 // fanout hands frame to every connection behind subject. Run calls it for what NATS
-// delivers, and a relay with this hub for its own frames, concurrently.
+// delivers, and a relay with this hub for its own frames, concurrently. The frame is
+// framed for the websocket once, here, and the same bytes go to every connection.
 func (h *Hub) fanout(subject string, frame []byte) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	if g := h.groups[subject]; g != nil {
+	g := h.groups[subject]
+	if g == nil || len(g.conns) == 0 {
+		return
+	}
+	wire := textFrame(frame)
+	// Most frames are written at once by enqueue (a syscall each): a broadcast to a
+	// large group is split over the cores rather than written from one.
+	parts := min(runtime.GOMAXPROCS(0), len(g.conns)/fanoutChunk)
+	if parts < 2 {
 		for _, c := range g.conns {
-			c.enqueue(frame)
+			c.enqueue(wire)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for p := range parts {
+		part := g.conns[p*len(g.conns)/parts : (p+1)*len(g.conns)/parts]
+		wg.Go(func() {
+			for _, c := range part {
+				c.enqueue(wire)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// fanoutChunk is the fewest connections of a group worth a goroutine of the fan-out.
+const fanoutChunk = 512
+
+// pinger pings every connection each PingInterval, one hub-wide ticker rather than one
+// per connection, and drops those whose pong has not come a write timeout later.
+func (h *Hub) pinger(ctx context.Context) {
+	tick := time.NewTicker(h.cfg.PingInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		h.each((*conn).ping)
+		wait := time.NewTimer(h.cfg.WriteTimeout)
+		select {
+		case <-ctx.Done():
+			wait.Stop()
+			return
+		case <-wait.C:
+		}
+		h.each((*conn).checkPong)
+	}
+}
+
+// each calls f for every connection, once each (every connection is in its user's group).
+func (h *Hub) each(f func(*conn)) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for subject, g := range h.groups {
+		for _, c := range g.conns {
+			if c.subjects[0] == subject {
+				f(c)
+			}
 		}
 	}
 }
@@ -253,7 +320,10 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, events.CodeUnauthorized, "a valid user token is required")
 		return
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	// The library does the handshake; the hub takes the connection from there and
+	// lets the library's Conn go (wire.go).
+	hw := &smallHijack{ResponseWriter: w}
+	ws, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
 		OriginPatterns:  h.cfg.AllowedOrigins,
 		CompressionMode: websocket.CompressionDisabled, // idle sockets stay small
 	})
@@ -261,37 +331,39 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.log.Debug("websocket refused", "reason", "handshake", "error", err)
 		return // Accept has answered (403 for a foreign origin)
 	}
-	ws.SetReadLimit(maxClientFrame)
+	// Closed at once, which closes nothing of the connection (libraryConn) and takes
+	// the Conn's finalizer away: the Conn refers to itself, so with a finalizer it
+	// would never be collected.
+	_ = ws.CloseNow()
 
 	// r.Context() must not be used after Accept: the connection has its own life.
-	c := newConn(h, ws, user)
-	ctx, cancel := context.WithCancel(context.Background())
+	c := newConn(h, hw.conn, user)
+	c.in = hw.in
+	// The set-up's context: the connection has none of its own while idle (a resume
+	// makes one), and the center's answer for the hello is bounded like a write.
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.WriteTimeout)
+	defer cancel()
 	if err := h.join(ctx, c); err != nil {
 		h.log.Warn("websocket join", "error", err)
-		_ = ws.Close(websocket.StatusInternalError, "try again")
-		cancel()
+		_ = c.raw.SetWriteDeadline(time.Now().Add(closeTimeout))
+		_, _ = c.raw.Write(closeFrame(websocket.StatusInternalError, "try again"))
+		c.cut()
 		return
 	}
 	h.metrics.connections.Inc()
-	// The handler returns: the websocket is hijacked and needs it no more, and its
-	// frames hold the request and the HTTP server's per-request state (about 3 KB)
-	// for the connection's whole life. The hub owns the goroutine: joined, it is in
-	// h.active until it leaves, and shutdown waits for that.
-	go h.serveConn(ctx, cancel, c)
-}
-
-// serveConn says hello, then forwards frames until the client leaves or is dropped.
-func (h *Hub) serveConn(ctx context.Context, cancel context.CancelFunc, c *conn) {
-	defer c.ws.CloseNow()
-	defer cancel()
-	// The gauge first: leave lets shutdown return, and the gauge must say 0 by then.
-	defer func() { h.metrics.connections.Dec(); h.leave(c) }()
+	c.expiry = time.AfterFunc(time.Until(user.Expires), func() {
+		c.drop(websocket.StatusPolicyViolation, "token expired", dropTokenExpired)
+	})
 	if err := c.hello(ctx); err != nil {
 		h.log.Warn("websocket hello", "account", c.user.Account, "user", c.user.User, "error", err)
-		_ = c.ws.Close(websocket.StatusInternalError, "try again")
-		return
+		c.drop(websocket.StatusInternalError, "try again", "")
 	}
-	c.serve(ctx, cancel)
+	c.releaseWrites() // the frames that waited for the hello, or the close
+	// The handler returns: its frames hold the request and the HTTP server's
+	// per-request state (about 3 KB). The reader is a fresh goroutine, so it parks
+	// with the smallest stack. The hub owns it: joined, the conn is in h.active until
+	// the reader makes it leave, and shutdown waits for that.
+	go c.readLoop()
 }
 
 func writeError(w http.ResponseWriter, status int, code, message string) {

@@ -1,12 +1,16 @@
 package relay_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -101,11 +105,16 @@ func (r *rig) open(t *testing.T, account, user string) *tab {
 	return r.openWith(t, r.token(t, account, user), nil)
 }
 
-func (r *rig) openWith(t *testing.T, tok string, header http.Header) *tab {
+func (r *rig) openWith(t *testing.T, tok string, header http.Header, opts ...*websocket.DialOptions) *tab {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), wait)
 	defer cancel()
-	ws, resp, err := websocket.Dial(ctx, r.url(tok), &websocket.DialOptions{HTTPHeader: header})
+	o := &websocket.DialOptions{}
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	o.HTTPHeader = header
+	ws, resp, err := websocket.Dial(ctx, r.url(tok), o)
 	if err != nil {
 		status := 0
 		if resp != nil {
@@ -527,5 +536,236 @@ func TestRelayRefusesAHubThatWouldGetFramesTwice(t *testing.T) {
 	}
 	if _, err := relay.New(relay.Config{Conn: nc, Hub: hub}); err == nil || !strings.Contains(err.Error(), "NoEcho") {
 		t.Fatalf("a shared connection without NoEcho: %v", err)
+	}
+}
+
+// TestPingsKeepTheAnsweringAndDropTheSilent: the hub's pinger pings every connection;
+// a tab that reads answers and stays, one that never reads is dropped for no pong.
+func TestPingsKeepTheAnsweringAndDropTheSilent(t *testing.T) {
+	r := newRig(t, func(c *relay.HubConfig) { c.PingInterval, c.WriteTimeout = 50*time.Millisecond, 200*time.Millisecond })
+	pings := make(chan struct{}, 100)
+	alive := r.openWith(t, r.token(t, "acme", "42"), nil, &websocket.DialOptions{
+		OnPingReceived: func(context.Context, []byte) bool {
+			select {
+			case pings <- struct{}{}:
+			default:
+			}
+			return true
+		},
+	})
+	silent := r.openRaw(t, "acme", "43") // reads nothing: its pongs never go
+	noPong := func() float64 {
+		return metricValue(t, r.reg, "notify_ws_dropped_total", map[string]string{"reason": "ping_timeout"})
+	}
+	waitFor(t, func() bool { return noPong() == 1 })
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
+	defer cancel()
+	for { // the pings, then the close
+		_, _, err := silent.Read(ctx)
+		if err == nil {
+			continue
+		}
+		if websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
+			t.Errorf("the silent client ended with %v, want a policy-violation close", err)
+		}
+		break
+	}
+	waitFor(t, func() bool { return metricValue(t, r.reg, "notify_ws_connections", nil) == 1 })
+	// Rounds later the answering tab is still served.
+	for range len(pings) {
+		<-pings
+	}
+	for range 3 {
+		select {
+		case <-pings:
+		case <-ctx.Done():
+			t.Fatal("no more pings")
+		}
+	}
+	if got := r.barrier(t, alive); len(got) != 0 {
+		t.Errorf("received %v", got)
+	}
+	if got := noPong(); got != 1 {
+		t.Errorf("dropped for no pong %v times, want once", got)
+	}
+}
+
+// TestClientCloseIsAnswered: a tab that closes gets the server's close frame back (a
+// clean close handshake) and leaves the hub.
+func TestClientCloseIsAnswered(t *testing.T) {
+	r := newRig(t, nil)
+	c := r.openRaw(t, "acme", "42")
+	if err := c.Close(websocket.StatusNormalClosure, "bye"); err != nil {
+		t.Fatalf("close handshake: %v", err)
+	}
+	waitFor(t, func() bool { return metricValue(t, r.reg, "notify_ws_connections", nil) == 0 })
+}
+
+// rawClient is a websocket client written by hand, to send what a library would not.
+type rawClient struct {
+	conn net.Conn
+	br   *bufio.Reader
+}
+
+// dialRaw upgrades a TCP connection by hand, sending early right after the request,
+// before the server has answered, and reads the answer and the hello.
+func (r *rig) dialRaw(t *testing.T, account, user string, early []byte) *rawClient {
+	t.Helper()
+	addr := strings.TrimPrefix(r.http.URL, "http://")
+	conn, err := net.DialTimeout("tcp", addr, wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	_ = conn.SetDeadline(time.Now().Add(wait))
+	req := "GET /?token=" + r.token(t, account, user) + " HTTP/1.1\r\nHost: " + addr +
+		"\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+	if _, err := conn.Write(append([]byte(req), early...)); err != nil {
+		t.Fatal(err)
+	}
+	c := &rawClient{conn: conn, br: bufio.NewReader(conn)}
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v, %v", resp, err)
+	}
+	if op, p := c.frame(t); op != 0x1 || !strings.Contains(string(p), `"hello"`) {
+		t.Fatalf("first frame %x %s, want the hello", op, p)
+	}
+	return c
+}
+
+// frame reads one frame from the server: unmasked, final, as the hub sends them.
+func (c *rawClient) frame(t *testing.T) (op byte, payload []byte) {
+	t.Helper()
+	var h [2]byte
+	if _, err := io.ReadFull(c.br, h[:]); err != nil {
+		t.Fatalf("read frame: %v", err)
+	}
+	if h[0]&0x80 == 0 || h[1]&0x80 != 0 {
+		t.Fatalf("frame header %x: not final or masked", h)
+	}
+	n := int(h[1] & 0x7f)
+	switch n {
+	case 126:
+		var x [2]byte
+		io.ReadFull(c.br, x[:])
+		n = int(binary.BigEndian.Uint16(x[:]))
+	case 127:
+		var x [8]byte
+		io.ReadFull(c.br, x[:])
+		n = int(binary.BigEndian.Uint64(x[:]))
+	}
+	payload = make([]byte, n)
+	if _, err := io.ReadFull(c.br, payload); err != nil {
+		t.Fatalf("read payload: %v", err)
+	}
+	return h[0] & 0x0f, payload
+}
+
+// clientFrame is a frame as a client sends it: masked (with a fixed key).
+func clientFrame(first byte, payload []byte, masked bool) []byte {
+	key := [4]byte{0x12, 0x34, 0x56, 0x78}
+	b := []byte{first}
+	maskBit := byte(0)
+	if masked {
+		maskBit = 0x80
+	}
+	switch n := len(payload); {
+	case n <= 125:
+		b = append(b, maskBit|byte(n))
+	case n <= 0xffff:
+		b = append(b, maskBit|126, byte(n>>8), byte(n))
+	default:
+		b = append(b, maskBit|127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	if !masked {
+		return append(b, payload...)
+	}
+	b = append(b, key[:]...)
+	for i, x := range payload {
+		b = append(b, x^key[i&3])
+	}
+	return b
+}
+
+// TestFramesSentWithTheUpgradeAreRead: a client may send frames right behind its
+// request; the bytes the HTTP server read early are the connection's first. A ping
+// gets its pong, after the hello, with its payload.
+func TestFramesSentWithTheUpgradeAreRead(t *testing.T) {
+	r := newRig(t, nil)
+	c := r.dialRaw(t, "acme", "42", clientFrame(0x89, []byte("early"), true))
+	if op, p := c.frame(t); op != 0xa || string(p) != "early" {
+		t.Fatalf("frame %x %q, want the pong to the early ping", op, p)
+	}
+	// And a fragmented request (a text frame and its continuation) is read whole:
+	// a resume without a center answers "resumed".
+	_, _ = c.conn.Write(append(clientFrame(0x01, []byte(`{"op":"res`), true), clientFrame(0x80, []byte(`ume","after":0}`), true)...))
+	if op, p := c.frame(t); op != 0x1 || !strings.Contains(string(p), `"resumed"`) {
+		t.Fatalf("frame %x %s, want the resumed frame", op, p)
+	}
+}
+
+// TestProtocolViolationsCloseTheConnection: what a client must not send ends its
+// connection with the close code RFC 6455 gives it.
+func TestProtocolViolationsCloseTheConnection(t *testing.T) {
+	cases := []struct {
+		name  string
+		frame []byte
+		code  websocket.StatusCode
+	}{
+		{"unmasked", clientFrame(0x81, []byte(`{}`), false), websocket.StatusProtocolError},
+		{"reserved bits", clientFrame(0xc1, []byte(`{}`), true), websocket.StatusProtocolError},
+		{"unknown opcode", clientFrame(0x83, nil, true), websocket.StatusProtocolError},
+		{"fragmented control", clientFrame(0x09, nil, true), websocket.StatusProtocolError},
+		{"continuation alone", clientFrame(0x80, []byte("x"), true), websocket.StatusProtocolError},
+		{"above the read limit", clientFrame(0x81, make([]byte, 5000), true), websocket.StatusMessageTooBig},
+		{"fragments above the read limit", append(clientFrame(0x01, make([]byte, 3000), true), clientFrame(0x80, make([]byte, 3000), true)...), websocket.StatusMessageTooBig},
+	}
+	r := newRig(t, nil)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := r.dialRaw(t, "acme", "42", nil)
+			if _, err := c.conn.Write(tc.frame); err != nil {
+				t.Fatal(err)
+			}
+			op, p := c.frame(t)
+			if op != 0x8 || len(p) < 2 || websocket.StatusCode(binary.BigEndian.Uint16(p)) != tc.code {
+				t.Fatalf("frame %x %q, want a close with %v", op, p, tc.code)
+			}
+			// The connection ends after the close frame (here the client never answers).
+			if _, err := c.br.ReadByte(); err == nil {
+				t.Fatal("more after the close frame")
+			}
+		})
+	}
+	waitFor(t, func() bool { return metricValue(t, r.reg, "notify_ws_connections", nil) == 0 })
+}
+
+// TestBackloggedFramesArriveWholeAndInOrder: frames that a full socket takes in
+// pieces (a write that takes part of a frame leaves the rest to a writer goroutine)
+// reach a client that reads late complete and in order.
+func TestBackloggedFramesArriveWholeAndInOrder(t *testing.T) {
+	r := newRig(t, func(c *relay.HubConfig) { c.QueueSize = 1024 })
+	c := r.openRaw(t, "acme", "42")
+	const n = 200
+	big := strings.Repeat("y", 64<<10)
+	for i := range n {
+		frame, _ := json.Marshal(relay.PopupFrame{Kind: "popup", Type: events.ShowMessage, ID: strconv.Itoa(i), Payload: json.RawMessage(`"` + big + `"`)})
+		if err := r.nc.Publish(channels.UISubject("acme", "42"), frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
+	defer cancel()
+	for i := range n {
+		_, data, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		var f relay.PopupFrame
+		if err := json.Unmarshal(data, &f); err != nil || f.ID != strconv.Itoa(i) || len(f.Payload) != len(big)+2 {
+			t.Fatalf("frame %d: id %q, %d bytes of payload, %v", i, f.ID, len(f.Payload), err)
+		}
 	}
 }
