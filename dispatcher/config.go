@@ -52,6 +52,12 @@ type Config struct {
 	StatusTTL time.Duration
 	// QueueGroup shares pop-up subjects among dispatchers: "notify-router".
 	QueueGroup string
+	// PopupPending is how many pop-ups each pop-up subscription may hold waiting to be
+	// routed; beyond that NATS drops them (a slow consumer, counted in
+	// notify_nats_dropped_total{consumer="router"}). A pop-up that waits long is
+	// stale, and the bound keeps memory bounded under overload. Default 65,536: about
+	// a second and a half at the most one dispatcher routes on two cores.
+	PopupPending int
 	// Consume names the channels whose durable consumers this dispatcher runs; empty
 	// means every channel of the durable types. Every dispatcher provisions every
 	// consumer, so events wait for a channel run elsewhere (a dedicated email or push
@@ -88,6 +94,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Concurrency == 0 {
 		c.Concurrency = 64
+	}
+	if c.PopupPending == 0 {
+		c.PopupPending = 1 << 16
 	}
 	if c.QueueGroup == "" {
 		c.QueueGroup = "notify-router"

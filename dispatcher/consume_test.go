@@ -1,10 +1,13 @@
 package dispatcher
 
 import (
+	"context"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/kommo-notify/notify/channels"
+	"github.com/kommo-notify/notify/channels/channeltest"
 )
 
 // A dispatcher that runs some channels only delivers to those; the events wait in the
@@ -53,4 +56,53 @@ func TestConsumeNamesDurableChannelsOnce(t *testing.T) {
 			t.Errorf("Consume %q: %v", consume, err)
 		}
 	}
+}
+
+// Pop-ups beyond PopupPending waiting to be routed are dropped by NATS, counted in
+// notify_nats_dropped_total{subscriber="router"}; the others are routed.
+func TestPopupsBeyondThePendingLimitAreDroppedAndCounted(t *testing.T) {
+	release := make(chan struct{})
+	r := newRig(t, func(c *Config) {
+		c.PopupPending = 10
+		for _, ch := range c.Channels {
+			if ch.Name() == channels.Relay {
+				ch.(*channeltest.Recorder).Script = func(context.Context, *channels.Delivery) error {
+					<-release // routing is stuck behind the first pop-up
+					return nil
+				}
+			}
+		}
+	})
+	dropped := func() float64 {
+		families, err := r.reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range families {
+			for _, m := range f.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if f.GetName() == "notify_nats_dropped_total" && l.GetName() == "consumer" && l.GetValue() == channels.SlowRouter {
+						return m.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+		t.Fatal("no notify_nats_dropped_total{consumer=router}")
+		return 0
+	}
+	if got := dropped(); got != 0 {
+		t.Fatalf("dropped %v before any pop-up", got)
+	}
+	const sent = 100
+	for i := range sent {
+		if err := r.nc.Publish("notify.acme.42.show_message", []byte(`{"header":"h","text":"`+strconv.Itoa(i)+`"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, func() bool { return dropped() >= sent-1-10 })
+	close(release)
+	waitUntil(t, func() bool { return len(r.rec[channels.Relay].Deliveries())+int(dropped()) == sent })
 }

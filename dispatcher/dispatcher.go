@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kommo-notify/notify/channels"
@@ -28,6 +29,7 @@ type Dispatcher struct {
 	// Every consumer validates (cheap and deterministic), but only one reports.
 	owner        string
 	consumed     []string // the channels whose consumers run here (Config.Consume)
+	popupSubs    dropCounter
 	dedup        *dedup
 	decoded      *decoded      // one validation of each stored event for all channel consumers
 	routing      chan struct{} // closed once pop-up subscriptions are live
@@ -62,6 +64,7 @@ func New(nc *nats.Conn, cfg Config) (*Dispatcher, error) {
 		owner:    durableChannels()[0],
 	}
 	d.decoded = newDecoded(len(d.consumed), decodedCapacity)
+	promauto.With(cfg.Registerer).NewCounterFunc(channels.NATSDroppedOpts(channels.SlowRouter), d.popupSubs.count)
 	for _, ch := range cfg.Channels {
 		d.channels[ch.Name()] = ch
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -37,8 +38,12 @@ func (d *Dispatcher) routePopups(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("subscribe %s: %w", t, err)
 		}
+		if err := sub.SetPendingLimits(d.cfg.PopupPending, popupPendingBytes); err != nil {
+			return fmt.Errorf("subscribe %s: %w", t, err)
+		}
 		subs = append(subs, sub)
 	}
+	d.popupSubs.watch(subs)
 	// The server must have the subscriptions before anyone is told we route.
 	flushCtx, cancelFlush := context.WithTimeout(ctx, 10*time.Second)
 	err := d.nc.FlushWithContext(flushCtx)
@@ -50,6 +55,7 @@ func (d *Dispatcher) routePopups(ctx context.Context) error {
 		d.startedRouting()
 	}
 	<-ctx.Done()
+	d.popupSubs.forget() // a closed subscription no longer says what it dropped
 	deadline := time.After(d.cfg.ShutdownTimeout)
 	for _, sub := range subs {
 		closed := sub.StatusChanged(nats.SubscriptionClosed)
@@ -108,6 +114,48 @@ func (d *Dispatcher) reply(m *nats.Msg, v any) {
 	if err != nil {
 		d.log.Warn("reply", "subject", m.Subject, "error", err)
 	}
+}
+
+// popupPendingBytes bounds the bytes of pop-ups waiting per subscription: 64 MiB,
+// NATS's default; Config.PopupPending bounds their number.
+const popupPendingBytes = 64 << 20
+
+// dropCounter counts what a set of subscriptions dropped as NATS slow consumers, for
+// a CounterFunc: the live ones' own counts plus what the ones let go had dropped.
+type dropCounter struct {
+	mu      sync.Mutex
+	subs    []*nats.Subscription
+	dropped uint64
+}
+
+func (c *dropCounter) watch(subs []*nats.Subscription) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.subs = subs
+}
+
+// forget keeps the counts of the subscriptions watched, which are about to go.
+func (c *dropCounter) forget() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.dropped += c.live()
+	c.subs = nil
+}
+
+func (c *dropCounter) count() float64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return float64(c.dropped + c.live())
+}
+
+func (c *dropCounter) live() uint64 {
+	var n uint64
+	for _, s := range c.subs {
+		if d, err := s.Dropped(); err == nil {
+			n += uint64(d)
+		}
+	}
+	return n
 }
 
 // typeLabel is the type token of a subject if it names a known type, for metrics.

@@ -103,6 +103,9 @@ type Hub struct {
 	groups map[string]*group // by subject: ui.<account>.<user> or ui.<account>._all
 	closed bool
 	active sync.WaitGroup // connections that joined, until they have closed
+	// dropped is what the subscriptions already let go had dropped as a slow
+	// consumer; the live ones say their own (notify_nats_dropped_total). Under mu.
+	dropped uint64
 }
 
 // group is the connections behind one subject and the subscription that feeds them.
@@ -124,13 +127,36 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Hub{
-		cfg:     cfg,
-		log:     cfg.Logger.With("channel", channels.Relay),
-		metrics: newHubMetrics(cfg.Registerer),
-		msgs:    make(chan *nats.Msg, fanoutBuffer),
-		groups:  make(map[string]*group),
-	}, nil
+	h := &Hub{
+		cfg:    cfg,
+		log:    cfg.Logger.With("channel", channels.Relay),
+		msgs:   make(chan *nats.Msg, fanoutBuffer),
+		groups: make(map[string]*group),
+	}
+	h.metrics = newHubMetrics(cfg.Registerer, h.natsDropped)
+	return h, nil
+}
+
+// natsDropped counts the frames NATS dropped before the fan-out could take them
+// (the subscriptions' slow-consumer drops), for notify_nats_dropped_total.
+func (h *Hub) natsDropped() float64 {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	n := h.dropped
+	for _, g := range h.groups {
+		if d, err := g.sub.Dropped(); err == nil {
+			n += uint64(d)
+		}
+	}
+	return float64(n)
+}
+
+// unsubscribe ends g's subscription and keeps its count of drops. Under h.mu.
+func (h *Hub) unsubscribe(g *group) {
+	if d, err := g.sub.Dropped(); err == nil {
+		h.dropped += uint64(d)
+	}
+	_ = g.sub.Unsubscribe()
 }
 
 // Run fans frames out to connections and pings them until ctx ends, then closes every
@@ -228,7 +254,7 @@ func (h *Hub) shutdown() {
 	h.closed = true
 	var all []*conn
 	for subject, g := range h.groups {
-		_ = g.sub.Unsubscribe()
+		h.unsubscribe(g)
 		all = append(all, g.conns...)
 		delete(h.groups, subject)
 	}
@@ -301,7 +327,7 @@ func (h *Hub) leave(c *conn) {
 		g.conns[last] = nil
 		g.conns = g.conns[:last]
 		if len(g.conns) == 0 {
-			_ = g.sub.Unsubscribe()
+			h.unsubscribe(g)
 			delete(h.groups, subject)
 		}
 	}

@@ -769,3 +769,43 @@ func TestBackloggedFramesArriveWholeAndInOrder(t *testing.T) {
 		}
 	}
 }
+
+// Frames NATS drops because the fan-out cannot take them (a slow consumer) are
+// counted, and the count stays when the subscription goes with its last tab.
+func TestFramesDroppedByNATSAreCounted(t *testing.T) {
+	r := &rig{nats: natstest.Start(t), reg: prometheus.NewRegistry()}
+	r.nc = r.nats.Conn(t)
+	var err error
+	if r.signer, err = token.NewSigner(secret); err != nil {
+		t.Fatal(err)
+	}
+	// The hub does not Run: nothing takes the frames, so its buffer fills up.
+	if r.hub, err = relay.NewHub(relay.HubConfig{Conn: r.nats.Conn(t), Tokens: r.signer, Registerer: r.reg}); err != nil {
+		t.Fatal(err)
+	}
+	r.http = httptest.NewServer(r.hub)
+	t.Cleanup(r.http.Close)
+	dropped := func() float64 {
+		return metricValue(t, r.reg, "notify_nats_dropped_total", map[string]string{"consumer": "hub"})
+	}
+	if got := dropped(); got != 0 {
+		t.Fatalf("dropped %v before any frame", got)
+	}
+	c := r.open(t, "acme", "42")
+	const sent = 1<<16 + 1000 // the hub's buffer and then some
+	for i := range sent {
+		if err := r.nc.Publish(channels.UISubject("acme", "42"), []byte(itoa(int64(i)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return dropped() >= 1000 })
+	got := dropped()
+	_ = c.ws.CloseNow()
+	waitFor(t, func() bool { return metricValue(t, r.reg, "notify_ws_connections", nil) == 0 })
+	if after := dropped(); after < got {
+		t.Fatalf("dropped fell from %v to %v when the subscription went", got, after)
+	}
+}

@@ -3,6 +3,8 @@ package relay
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/kommo-notify/notify/channels"
 )
 
 // Reasons a connection is dropped by the server, the reason label of
@@ -19,8 +21,9 @@ type hubMetrics struct {
 	dropped     map[string]prometheus.Counter
 }
 
-func newHubMetrics(reg prometheus.Registerer) *hubMetrics {
+func newHubMetrics(reg prometheus.Registerer, natsDropped func() float64) *hubMetrics {
 	f := promauto.With(reg)
+	f.NewCounterFunc(channels.NATSDroppedOpts(channels.SlowHub), natsDropped)
 	m := &hubMetrics{
 		connections: f.NewGauge(prometheus.GaugeOpts{
 			Name: "notify_ws_connections",

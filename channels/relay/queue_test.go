@@ -238,7 +238,7 @@ func total(s [][]int) int {
 // a policy violation; it takes nothing more.
 func TestEnqueueAboveTheBoundDropsTheClient(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	h := &Hub{cfg: HubConfig{QueueSize: 3}, log: slog.New(slog.DiscardHandler), metrics: newHubMetrics(reg)}
+	h := &Hub{cfg: HubConfig{QueueSize: 3}, log: slog.New(slog.DiscardHandler), metrics: newHubMetrics(reg, func() float64 { return 0 })}
 	c := newConn(h, nil, token.User{Account: "acme", User: "42"})
 	for i := range 3 {
 		c.enqueue(frameOf(0, i))

@@ -30,7 +30,7 @@ func BenchmarkConnWrite(b *testing.B) {
 	h := &Hub{
 		cfg:     HubConfig{QueueSize: 256, PingInterval: time.Hour, WriteTimeout: 10 * time.Second},
 		log:     slog.New(slog.DiscardHandler),
-		metrics: newHubMetrics(prometheus.NewRegistry()),
+		metrics: newHubMetrics(prometheus.NewRegistry(), func() float64 { return 0 }),
 	}
 	conns := make(chan *conn, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
