@@ -28,7 +28,7 @@ type seenID struct {
 }
 
 func newDedup(window time.Duration, capacity int) *dedup {
-	return &dedup{window: window, seen: make(map[string]time.Time), ring: make([]seenID, capacity)}
+	return &dedup{window: window, seen: make(map[string]time.Time, capacity), ring: make([]seenID, capacity)}
 }
 
 // firstSeen records id and reports whether it was not seen inside the window.
