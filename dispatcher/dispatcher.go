@@ -30,6 +30,7 @@ type Dispatcher struct {
 	owner        string
 	consumed     []string // the channels whose consumers run here (Config.Consume)
 	popupSubs    dropCounter
+	statusWrites *statusWrites // the group commit of delivery records
 	dedup        *dedup
 	decoded      *decoded      // one validation of each stored event for all channel consumers
 	routing      chan struct{} // closed once pop-up subscriptions are live
@@ -64,6 +65,7 @@ func New(nc *nats.Conn, cfg Config) (*Dispatcher, error) {
 		owner:    durableChannels()[0],
 	}
 	d.decoded = newDecoded(len(d.consumed), decodedCapacity)
+	d.statusWrites = newStatusWrites(nc, StatusBucket)
 	promauto.With(cfg.Registerer).NewCounterFunc(channels.NATSDroppedOpts(channels.SlowRouter), d.popupSubs.count)
 	for _, ch := range cfg.Channels {
 		d.channels[ch.Name()] = ch

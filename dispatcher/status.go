@@ -122,9 +122,10 @@ func final(state string, replay bool) bool {
 	return state == StateSent || state == StateFailed || state == StateSkipped
 }
 
-// writeStatus records where one delivery stands. A failed write is logged and not
-// retried: the delivery itself is done; only its status and, for a sent delivery,
-// its protection against a redelivery are missing.
+// writeStatus records where one delivery stands and returns once the record is
+// stored. A failed write is logged and not retried: the delivery itself is done;
+// only its status and, for a sent delivery, its protection against a redelivery are
+// missing.
 func (d *Dispatcher) writeStatus(channel string, ev *events.Event, user string, attempt int, r result) {
 	rec := statusRecord{
 		Type: ev.Type, Account: ev.Account, To: ev.User,
@@ -133,9 +134,22 @@ func (d *Dispatcher) writeStatus(channel string, ev *events.Event, user string, 
 	if r.err != nil {
 		rec.Error = headerSafe(r.err.Error())
 	}
-	if err := d.putStatus(statusKey(ev.ID, channel, user), rec); err != nil {
+	if err := d.putDelivery(statusKey(ev.ID, channel, user), rec); err != nil {
 		d.log.Warn("write delivery status", "event_id", ev.ID, "channel", channel, "error", err)
 	}
+}
+
+// putDelivery stores one delivery's record through the bucket's group commit
+// (statusWrites), or with a put of its own when there is none.
+func (d *Dispatcher) putDelivery(key string, rec statusRecord) error {
+	kv := d.statusKV.Load()
+	if kv == nil {
+		return errors.New("status bucket not provisioned")
+	}
+	if b, ok := (*kv).(*statusBucket); ok {
+		return b.writes.put(key, rec)
+	}
+	return d.putStatus(key, rec)
 }
 
 func (d *Dispatcher) putStatus(key string, rec statusRecord) error {
