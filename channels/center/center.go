@@ -30,6 +30,7 @@ type Store struct {
 	directGet string // the stream's direct get subject
 	getAPI    string // the stream leader's message get subject
 	deleteAPI string // the stream's message delete subject
+	recent    stateCache
 	log       *slog.Logger
 }
 

@@ -40,6 +40,14 @@
 // the pending entry cleared; a pending entry left by a crash is skipped by pages
 // and finished by the next fold.
 //
+// A Store remembers the state record it last read or wrote for each recent user
+// (statecache.go) and starts the next write from it instead of a read: the
+// compare-and-set turns a stale copy into a fresh read, so this saves a round trip
+// without trusting the copy. An add's fold first asks for the user's one message
+// after the state's last seq with a single direct get (no subscription); only when
+// that is not the message it has just published (a crash left one, or several
+// writers are at work) does it read a batch.
+//
 // Retention is the application's, so the counters see every eviction: each add
 // evicts the oldest items beyond MaxItems or older than MaxAge, and Run sweeps
 // every SweepInterval for items past MaxAge. The sweep reads the stream from its
@@ -59,9 +67,12 @@
 //
 // # Costs
 //
-// An add: a publish, a state read, a direct get, an id create and a state write
-// (five round trips), plus a direct get, a delete and a second state write when it
-// evicts. A page: a state read and one direct get of about 100 items. Unread: a
+// An add: a publish, a direct get, an id create and a state write (four round
+// trips; a fifth, the state read, when the Store does not remember the user's
+// state), plus a direct get, a delete and a second state write when it evicts. The
+// direct get costs the server a walk over the messages stored between the user's
+// previous item and this one: the per-subject index knows where a user's messages
+// start and end in a block, not what lies between. A page: a state read and one direct get of about 100 items. Unread: a
 // state read. Mark read: an id read per id, a state read and a write. Storage: the
 // items, one id key per item stored in the last MaxAge plus a day (about 150 bytes
 // each), and one state record per user. On a cluster (Replicas 3) direct gets may

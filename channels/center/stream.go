@@ -1,6 +1,7 @@
 package center
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -47,9 +48,49 @@ type itemMeta struct {
 
 // meta decodes the event id and created_at; a malformed body has neither.
 func (m *storedMsg) meta() itemMeta {
+	if im, ok := leadingMeta(m.data); ok {
+		return im
+	}
 	var im itemMeta
 	_ = json.Unmarshal(m.data, &im)
 	return im
+}
+
+// leadingMeta reads the id and created_at from the front of a body as encodeItem
+// writes it ({"id":…,"type":…,"created_at":…, then the payload), without decoding
+// the payload: the write path reads them for every item it folds in. It gives up
+// (false) on anything else, an id with an escape included, and meta decodes it all.
+func leadingMeta(b []byte) (itemMeta, bool) {
+	rest, ok := bytes.CutPrefix(b, []byte(`{"id":"`))
+	if !ok {
+		return itemMeta{}, false
+	}
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 || bytes.IndexByte(rest[:end], '\\') >= 0 {
+		return itemMeta{}, false
+	}
+	id := rest[:end]
+	if rest, ok = bytes.CutPrefix(rest[end+1:], []byte(`,"type":"`)); !ok {
+		return itemMeta{}, false
+	}
+	if end = bytes.IndexByte(rest, '"'); end < 0 {
+		return itemMeta{}, false
+	}
+	if rest, ok = bytes.CutPrefix(rest[end+1:], []byte(`,"created_at":`)); !ok {
+		return itemMeta{}, false
+	}
+	n := 0
+	for n < len(rest) && n < 19 && rest[n] >= '0' && rest[n] <= '9' {
+		n++
+	}
+	if n == 0 || n == len(rest) || (rest[n] != ',' && rest[n] != '}') {
+		return itemMeta{}, false
+	}
+	created, err := strconv.ParseInt(string(rest[:n]), 10, 64)
+	if err != nil {
+		return itemMeta{}, false
+	}
+	return itemMeta{ID: string(id), CreatedAt: created}, true
 }
 
 // getBatch returns, in stream order, up to n messages on subject (wildcards allowed)
@@ -104,6 +145,35 @@ func (s *Store) getBatch(ctx context.Context, subject string, from uint64, n int
 	}
 }
 
+// getNext returns the first message on subject with a sequence of from or more, nil
+// when there is none. It is one request through the connection's shared reply
+// subscription, so unlike getBatch it subscribes nothing: the write path's check for
+// the one message it has just published.
+func (s *Store) getNext(ctx context.Context, subject string, from uint64) (*storedMsg, error) {
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
+	req, err := json.Marshal(directGetRequest{Seq: max(from, 1), NextBySubj: subject})
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.nc.RequestWithContext(ctx, s.directGet, req)
+	if err != nil {
+		return nil, fmt.Errorf("direct get: %w", err)
+	}
+	switch status := m.Header.Get("Status"); status {
+	case "":
+		seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("direct get: message without a sequence")
+		}
+		return &storedMsg{seq: seq, subject: m.Header.Get(jetstream.SubjectHeader), data: m.Data}, nil
+	case "404": // nothing at or after from
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("direct get: status %s %s", status, m.Header.Get("Description"))
+	}
+}
+
 // errNoMessage is the server's JSNoMessageFoundErr.
 const errNoMessage = 10037
 
@@ -140,6 +210,9 @@ func (s *Store) leaderMsg(ctx context.Context, seq uint64) (*storedMsg, error) {
 
 // deleteMsgs deletes messages from the stream; one that is gone already is fine.
 func (s *Store) deleteMsgs(ctx context.Context, seqs []uint64) error {
+	if len(seqs) == 0 {
+		return nil
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(parallelRequests)
 	for _, seq := range seqs {
