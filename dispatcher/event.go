@@ -1,7 +1,6 @@
 package dispatcher
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -29,7 +28,7 @@ func decode(subject string, hdr nats.Header, data []byte, accepted time.Time, as
 	if err != nil {
 		return nil, nil, err
 	}
-	body, err := json.Marshal(p)
+	body, err := events.Encode(p)
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode %s: %w", addr.Type, err)
 	}

@@ -3,7 +3,6 @@ package events
 import (
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -71,7 +70,7 @@ func NewEvent(addr Address, id string, body []byte, now time.Time) (*Event, []st
 	if err != nil {
 		return nil, nil, err
 	}
-	canonical, err := json.Marshal(p)
+	canonical, err := Encode(p)
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode %s: %w", addr.Type, err)
 	}

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"net/url"
@@ -84,6 +85,9 @@ func FuzzValidate(f *testing.F) {
 		canonical, err := json.Marshal(p)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if enc, err := Encode(p); err != nil || !bytes.Equal(enc, canonical) {
+			t.Fatalf("Encode gives %s (%v), encoding/json %s", enc, err, canonical)
 		}
 		again, warnings, err := Validate(typ, canonical, testNow)
 		if err != nil {
