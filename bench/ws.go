@@ -1,13 +1,11 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,11 +32,10 @@ type fleetSpec struct {
 	onClose func(i int, status websocket.StatusCode)
 }
 
-// fleet is a set of websocket clients, each with a goroutine reading its frames.
+// fleet is a set of websocket clients (wsConn), each with a goroutine reading its
+// frames.
 type fleet struct {
-	conns   []*websocket.Conn
-	ctx     context.Context
-	cancel  context.CancelFunc
+	conns   []*wsConn
 	readers sync.WaitGroup
 	closing atomic.Bool
 }
@@ -47,27 +44,24 @@ type fleet struct {
 // is connected (and has its hello, with spec.hello); connect holds the time from
 // each dial to that moment.
 func dialFleet(ctx context.Context, spec fleetSpec) (*fleet, *Recorder, error) {
-	rctx, cancel := context.WithCancel(context.Background())
-	f := &fleet{conns: make([]*websocket.Conn, spec.n), ctx: rctx, cancel: cancel}
-	clients := httpClients(spec.locals)
+	f := &fleet{conns: make([]*wsConn, spec.n)}
+	dials := dialers(spec.locals)
 	connect := &Recorder{}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(spec.parallel, 1))
 	for i := range spec.n {
 		g.Go(func() error {
 			start := time.Now()
-			c, _, err := websocket.Dial(gctx, spec.url(i), &websocket.DialOptions{
-				HTTPClient:      clients[i%len(clients)],
-				CompressionMode: websocket.CompressionDisabled,
-			})
+			dctx, dcancel := context.WithTimeout(gctx, 30*time.Second)
+			c, err := dialWS(dctx, dials[i%len(dials)], spec.url(i))
+			dcancel()
 			if err != nil {
 				return fmt.Errorf("client %d: %w", i, err)
 			}
-			c.SetReadLimit(1 << 20)
 			if spec.hello {
-				hctx, hcancel := context.WithTimeout(gctx, 30*time.Second)
-				_, data, err := c.Read(hctx)
-				hcancel()
+				_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+				_, data, err := c.ReadMessage()
+				_ = c.SetReadDeadline(time.Time{})
 				if err != nil {
 					c.CloseNow()
 					return fmt.Errorf("client %d: hello: %w", i, err)
@@ -93,25 +87,19 @@ func dialFleet(ctx context.Context, spec fleetSpec) (*fleet, *Recorder, error) {
 	return f, connect, nil
 }
 
-func (f *fleet) read(i int, c *websocket.Conn, spec fleetSpec) {
-	var buf bytes.Buffer
+// read hands every message of c to spec.onFrame until the connection ends. No read
+// deadline: close ends every read by closing the connections.
+func (f *fleet) read(i int, c *wsConn, spec fleetSpec) {
 	for {
-		// No deadline or cancellation on the read: a context that can end costs the
-		// library a context.AfterFunc per message (a tenth of the clients' CPU in a
-		// broadcast), and close ends every read by closing the connections.
-		_, r, err := c.Reader(context.Background())
-		if err == nil {
-			buf.Reset()
-			_, err = buf.ReadFrom(r)
-		}
+		_, data, err := c.ReadMessage()
 		if err != nil {
 			if spec.onClose != nil && !f.closing.Load() {
-				spec.onClose(i, websocket.CloseStatus(err))
+				spec.onClose(i, wsCloseStatus(err))
 			}
 			return
 		}
 		if spec.onFrame != nil {
-			spec.onFrame(i, buf.Bytes())
+			spec.onFrame(i, data)
 		}
 	}
 }
@@ -125,28 +113,23 @@ func (f *fleet) close() {
 			c.CloseNow()
 		}
 	}
-	f.cancel()
 	f.readers.Wait()
 }
 
-// httpClients returns one HTTP client per source address (one with the kernel's
+// dialers returns one dial function per source address (one with the kernel's
 // choice when there is none), so a fleet spreads over several loopback addresses and
 // is not bounded by one address's ephemeral ports.
-func httpClients(locals []net.IP) []*http.Client {
+func dialers(locals []net.IP) []dialFunc {
 	if len(locals) == 0 {
 		locals = []net.IP{nil}
 	}
-	out := make([]*http.Client, len(locals))
+	out := make([]dialFunc, len(locals))
 	for i, ip := range locals {
 		d := &net.Dialer{Timeout: 30 * time.Second}
 		if ip != nil {
 			d.LocalAddr = &net.TCPAddr{IP: ip}
 		}
-		out[i] = &http.Client{Transport: &http.Transport{
-			DialContext:         lingerless(d),
-			MaxIdleConnsPerHost: -1, // an upgraded connection never returns to a pool
-			DisableCompression:  true,
-		}}
+		out[i] = lingerless(d)
 	}
 	return out
 }
