@@ -55,7 +55,7 @@ func runIdle(ctx context.Context, h *harness) (*Result, error) {
 	notes := []string{
 		fmt.Sprintf("each run starts a fresh dispatcher, reads its memory after %s alone, opens the connections from a client process (a token per user, one connection per user, each waits for its hello), waits %s more and reads it again", idleSettle, idleSettle),
 		"per s is connections opened per second; latency is a connection's dial to its hello (upgrade, token check, subscriptions, the center's state); CPU is the opening's, per million connections",
-		"the dispatcher holds per connection: the hub's queue (empty until frames wait, at most 256), two goroutines (writer and reader), the websocket's buffers, the HTTP server's connection state and a NATS subscription for the user",
+		"the dispatcher holds per connection: its conn with an empty queue (at most 256 frames wait), an expiry timer, one reader goroutine parked with a small stack (a writer goroutine only while a write would block), no buffer, and a NATS subscription for the user at both ends (the NATS server is embedded)",
 	}
 
 	if hold > 0 {
