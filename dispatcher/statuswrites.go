@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/kommo-notify/notify/events"
 )
 
 // statusBucket is the status bucket as the router writes it: the KeyValue, and the
@@ -189,14 +191,14 @@ func (q *statusWrites) acknowledged(m *nats.Msg) {
 // one is encoded per delivery.
 func (r *statusRecord) appendJSON(b []byte) []byte {
 	b = append(b, `{"type":`...)
-	b = appendJSONString(b, string(r.Type))
+	b = events.AppendJSONString(b, string(r.Type))
 	b = append(b, `,"account":`...)
-	b = appendJSONString(b, r.Account)
+	b = events.AppendJSONString(b, r.Account)
 	b = append(b, `,"to":`...)
-	b = appendJSONString(b, r.To)
+	b = events.AppendJSONString(b, r.To)
 	if r.State != "" {
 		b = append(b, `,"state":`...)
-		b = appendJSONString(b, r.State)
+		b = events.AppendJSONString(b, r.State)
 	}
 	if r.Attempts != 0 {
 		b = append(b, `,"attempts":`...)
@@ -204,27 +206,13 @@ func (r *statusRecord) appendJSON(b []byte) []byte {
 	}
 	if r.Reason != "" {
 		b = append(b, `,"reason":`...)
-		b = appendJSONString(b, r.Reason)
+		b = events.AppendJSONString(b, r.Reason)
 	}
 	if r.Error != "" {
 		b = append(b, `,"error":`...)
-		b = appendJSONString(b, r.Error)
+		b = events.AppendJSONString(b, r.Error)
 	}
 	b = append(b, `,"updated_at":"`...)
 	b = r.Updated.AppendFormat(b, time.RFC3339Nano)
 	return append(b, `"}`...)
-}
-
-// appendJSONString appends s quoted; anything but plain printable ASCII goes through
-// encoding/json, which escapes as it does everywhere else.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }

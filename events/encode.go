@@ -70,7 +70,7 @@ func appendField(b []byte, sep byte, name, value string) []byte {
 	b = append(b, '"')
 	b = append(b, name...)
 	b = append(b, `":`...)
-	return appendString(b, value)
+	return AppendJSONString(b, value)
 }
 
 func appendOmitEmpty(b []byte, name, value string) []byte {
@@ -87,8 +87,9 @@ func appendInt(b []byte, name string, v int64) []byte {
 	return strconv.AppendInt(b, v, 10)
 }
 
-// appendString appends s as a JSON string, escaped as encoding/json escapes it.
-func appendString(b []byte, s string) []byte {
+// AppendJSONString appends s as a JSON string, escaped as encoding/json escapes it:
+// plain printable ASCII as it is, anything else through encoding/json.
+func AppendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
 			q, _ := json.Marshal(s)

@@ -33,32 +33,20 @@ type ResumedFrame struct {
 
 // EncodePopup encodes ev's pop-up frame once; the bytes go unchanged to every tab.
 //
-// ev.Body is already the payload's encoding by encoding/json, compact and escaped, and
-// an event id is printable ASCII: the frame is put together around them, byte for byte
-// what json.Marshal of a PopupFrame gives, without scanning the payload again. Anything
-// else takes json.Marshal.
+// ev.Body is already the payload's encoding by encoding/json, compact and escaped:
+// the frame is put together around it, byte for byte what json.Marshal of a
+// PopupFrame gives, without scanning the payload again. An event without a body
+// takes json.Marshal.
 func EncodePopup(ev *events.Event) ([]byte, error) {
-	if len(ev.Body) == 0 || !plainID(ev.ID) {
+	if len(ev.Body) == 0 {
 		return json.Marshal(PopupFrame{Kind: "popup", Type: ev.Type, ID: ev.ID, Payload: ev.Body})
 	}
 	b := make([]byte, 0, len(`{"kind":"popup","type":"","id":"","payload":}`)+len(ev.Type)+len(ev.ID)+len(ev.Body))
-	b = append(b, `{"kind":"popup","type":"`...)
-	b = append(b, ev.Type...)
-	b = append(b, `","id":"`...)
-	b = append(b, ev.ID...)
-	b = append(b, `","payload":`...)
+	b = append(b, `{"kind":"popup","type":`...)
+	b = events.AppendJSONString(b, string(ev.Type))
+	b = append(b, `,"id":`...)
+	b = events.AppendJSONString(b, ev.ID)
+	b = append(b, `,"payload":`...)
 	b = append(b, ev.Body...)
 	return append(b, '}'), nil
-}
-
-// plainID reports whether id needs no escaping in a JSON string as encoding/json
-// writes it: printable ASCII, no quote, backslash or HTML-escaped character.
-func plainID(id string) bool {
-	for i := 0; i < len(id); i++ {
-		switch c := id[i]; {
-		case c < ' ' || c > '~', c == '"', c == '\\', c == '<', c == '>', c == '&':
-			return false
-		}
-	}
-	return true
 }
