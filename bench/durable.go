@@ -236,16 +236,7 @@ func (h *harness) durableRun(ctx context.Context, cur *current, nc *nats.Conn, n
 	}
 	stopProfile := h.profile(name, procs[:len(procs)-1]...) // all but the harness
 	defer stopProfile()
-	for i := range n {
-		msg := nats.NewMsg(events.SubjectPrefix + "." + benchAccount + "." + userName(i%users) + "." + string(events.AddError))
-		_, id := p.id(time.Now())
-		msg.Header.Set(jetstream.MsgIDHeader, id)
-		msg.Data = []byte(durableBody)
-		if err := pub.publish(msg); err != nil {
-			return Row{}, err
-		}
-	}
-	if err := pub.wait(ctx); err != nil {
+	if err := pub.addErrors(ctx, p, events.SubjectPrefix, 0, n, users); err != nil {
 		return Row{}, err
 	}
 	if err := waitIdle(ctx, nc, dispatcher.StreamName); err != nil {
@@ -337,16 +328,7 @@ func (r *rawDurable) run(ctx context.Context, name string, n, users int, procs [
 	if err != nil {
 		return Row{}, err
 	}
-	for i := range n {
-		msg := nats.NewMsg("benchraw." + benchAccount + "." + userName(i%users) + "." + string(events.AddError))
-		_, id := p.id(time.Now())
-		msg.Header.Set(jetstream.MsgIDHeader, id)
-		msg.Data = []byte(durableBody)
-		if err := pub.publish(msg); err != nil {
-			return Row{}, err
-		}
-	}
-	if err := pub.wait(ctx); err != nil {
+	if err := pub.addErrors(ctx, p, "benchraw", 0, n, users); err != nil {
 		return Row{}, err
 	}
 	if err := p.drain(ctx, int64(len(r.conss)), 30*time.Second); err != nil {

@@ -43,6 +43,23 @@ func (p *asyncPublisher) publish(m *nats.Msg) error {
 	return err
 }
 
+// addErrors publishes n add_error events of the bench payload to
+// <prefix>.<account>.<user>.add_error, users in turn from first, each with its own
+// Nats-Msg-Id from ph (the publish time travels in it), and waits until every one is
+// acknowledged.
+func (p *asyncPublisher) addErrors(ctx context.Context, ph *phase, prefix string, first, n, users int) error {
+	for i := range n {
+		msg := nats.NewMsg(prefix + "." + benchAccount + "." + userName((first+i)%users) + "." + string(events.AddError))
+		_, id := ph.id(time.Now())
+		msg.Header.Set(jetstream.MsgIDHeader, id)
+		msg.Data = []byte(durableBody)
+		if err := p.publish(msg); err != nil {
+			return err
+		}
+	}
+	return p.wait(ctx)
+}
+
 // wait returns once every publish is acknowledged, with the first refusal if any.
 func (p *asyncPublisher) wait(ctx context.Context) error {
 	select {
@@ -117,17 +134,7 @@ func (h *harness) durablePhase(ctx context.Context, cur *current, nc *nats.Conn,
 		stopProfile = h.profile(name, proc{"dispatcher", pid})
 	}
 	defer stopProfile()
-	for i := range n {
-		user := userName((first + i) % users)
-		msg := nats.NewMsg(events.SubjectPrefix + "." + benchAccount + "." + user + "." + string(events.AddError))
-		_, id := p.id(time.Now())
-		msg.Header.Set(jetstream.MsgIDHeader, id)
-		msg.Data = []byte(durableBody)
-		if err := pub.publish(msg); err != nil {
-			return Row{}, err
-		}
-	}
-	if err := pub.wait(ctx); err != nil {
+	if err := pub.addErrors(ctx, p, events.SubjectPrefix, first, n, users); err != nil {
 		return Row{}, err
 	}
 	if err := p.drain(ctx, 1, 30*time.Second); err != nil {
