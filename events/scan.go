@@ -161,19 +161,8 @@ func (sc *scanner) array() bool {
 		if !sc.value() {
 			return false
 		}
-		sc.space()
-		if sc.i >= len(sc.s) {
-			return false
-		}
-		switch sc.s[sc.i] {
-		case ',':
-			sc.i++
-		case ']':
-			sc.i++
-			sc.depth--
-			return true
-		default:
-			return false
+		if more, ok := sc.separator(']'); !more {
+			return ok
 		}
 	}
 }
@@ -218,19 +207,8 @@ func (sc *scanner) object(o *object) bool {
 			}
 			o.add(name, sc.s[start:sc.i])
 		}
-		sc.space()
-		if sc.i >= len(sc.s) {
-			return false
-		}
-		switch sc.s[sc.i] {
-		case ',':
-			sc.i++
-		case '}':
-			sc.i++
-			sc.depth--
-			return true
-		default:
-			return false
+		if more, ok := sc.separator('}'); !more {
+			return ok
 		}
 	}
 }
@@ -293,3 +271,22 @@ func unquote(s string) string {
 
 // unescape maps the character after a backslash to the one it stands for.
 var unescape = [utf8.RuneSelf]byte{'"': '"', '\\': '\\', '/': '/', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}
+
+// separator reads what follows an element of an array or an object: a comma, when
+// more follow, or the closing bracket or brace, which ends the container.
+func (sc *scanner) separator(closing byte) (more, ok bool) {
+	sc.space()
+	if sc.i >= len(sc.s) {
+		return false, false
+	}
+	switch sc.s[sc.i] {
+	case ',':
+		sc.i++
+		return true, true
+	case closing:
+		sc.i++
+		sc.depth--
+		return false, true
+	}
+	return false, false
+}
