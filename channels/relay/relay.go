@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 
 	"github.com/nats-io/nats.go"
 
@@ -19,8 +18,7 @@ type Config struct {
 	// message for every tab held here. Conn must then be the hub's connection and be
 	// opened with nats.NoEcho, so the server sends the frame to the other dispatchers
 	// only and no tab gets it twice.
-	Hub    *Hub
-	Logger *slog.Logger
+	Hub *Hub
 }
 
 // Validate reports a missing connection, or a hub that would get frames twice.
@@ -37,11 +35,11 @@ func (c *Config) Validate() error {
 }
 
 // Relay delivers pop-ups to the open tabs of a user by publishing one encoded frame to
-// ui.<account>.<user>; the dispatcher that holds the user's websockets forwards it.
+// ui.<account>.<user>; the dispatcher that holds the user's websockets forwards it,
+// and the relay's own hub, if it has one, gets the frame directly.
 type Relay struct {
 	nc  *nats.Conn
 	hub *Hub
-	log *slog.Logger
 }
 
 var (
@@ -55,10 +53,7 @@ func New(cfg Config) (*Relay, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	return &Relay{nc: cfg.Conn, hub: cfg.Hub, log: cfg.Logger}, nil
+	return &Relay{nc: cfg.Conn, hub: cfg.Hub}, nil
 }
 
 // Name is channels.Relay.

@@ -171,7 +171,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer,
 	if err != nil {
 		return configError{fmt.Errorf("NOTIFY_ALLOWED_ORIGINS: %w", err)}
 	}
-	rl, err := relay.New(relay.Config{Conn: uiConn, Hub: hub, Logger: log})
+	rl, err := relay.New(relay.Config{Conn: uiConn, Hub: hub})
 	if err != nil {
 		return err
 	}
