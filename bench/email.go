@@ -58,11 +58,13 @@ func runEmail(ctx context.Context, h *harness) (*Result, error) {
 	var size int
 	var baseMsg *mailTemplate
 	runs, err := h.emailDaemon(ctx, cur, workerEnv, users, []string{channels.Email}, func(ctx context.Context, nc *nats.Conn, procs []proc, pid int) ([]Row, error) {
-		if baseMsg == nil {
+		if baseMsg == nil { // the first run: the warm-up has told the channel's size
 			size = int(lastSize.Load())
-			if baseMsg, err = newMailTemplate(size); err != nil {
+			t, err := newMailTemplate(size)
+			if err != nil {
 				return nil, err
 			}
+			baseMsg = t
 		}
 		target, err := h.durablePhase(ctx, cur, nc, emailWorkerRow, false, procs, pid, n, 0, users, channels.Email)
 		if err != nil {
