@@ -40,7 +40,7 @@
 // the pending entry cleared; a pending entry left by a crash is skipped by pages
 // and finished by the next fold.
 //
-// A Store remembers the state record it last read or wrote for each recent user
+// A Store remembers the state record it last wrote for each recent user
 // (statecache.go) and starts the next write from it instead of a read: the
 // compare-and-set turns a stale copy into a fresh read, so this saves a round trip
 // without trusting the copy. An add's fold first asks for the user's one message

@@ -9,7 +9,7 @@ const (
 	stateCacheBytes = 4 << 20
 )
 
-// stateCache remembers, per user, the state record this Store last read or wrote
+// stateCache remembers, per user, the state record this Store last wrote
 // and its revision, so that the next write of the same user starts from it instead
 // of a KV get. It is only a guess: every write is a compare-and-set on the
 // revision, so a stale entry (another dispatcher, the HTTP API of another process)
