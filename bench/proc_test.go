@@ -129,21 +129,3 @@ func TestHeaderValueAndDataID(t *testing.T) {
 		t.Errorf("dataID without an id = %q", got)
 	}
 }
-
-func TestFrameID(t *testing.T) {
-	cases := []struct{ frame, kind, id string }{
-		{`{"kind":"popup","type":"show_message","id":"a-1-2","payload":{"text":"x"}}`, "popup", "a-1-2"},
-		{`{"kind":"center","op":"added","item":{"id":"c-3-4","seq":9},"unread":2}`, "center", "c-3-4"},
-	}
-	for _, c := range cases {
-		kind, id, err := frameID([]byte(c.frame))
-		if err != nil || kind != c.kind || id != c.id {
-			t.Errorf("frameID(%s) = %q, %q, %v", c.frame, kind, id, err)
-		}
-	}
-	for _, bad := range []string{`{"kind":"hello"}`, `not json`} {
-		if _, _, err := frameID([]byte(bad)); err == nil {
-			t.Errorf("frameID(%s) accepted", bad)
-		}
-	}
-}

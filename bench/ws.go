@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -158,28 +157,4 @@ func loopbacks(n int) []net.IP {
 		}
 	}
 	return out
-}
-
-// frameID is the event id of a websocket frame: a pop-up's id, or the id of the item
-// of a center frame. It decodes the frame as a browser would.
-func frameID(data []byte) (kind, id string, err error) {
-	// The whole frame is decoded (and so checked) as a browser's JSON.parse would; only
-	// the fields the harness reads are kept, so the payload is not copied.
-	var f struct {
-		Kind string `json:"kind"`
-		ID   string `json:"id"`
-		Item *struct {
-			ID string `json:"id"`
-		} `json:"item"`
-	}
-	if err := json.Unmarshal(data, &f); err != nil {
-		return "", "", err
-	}
-	if f.Item != nil {
-		return f.Kind, f.Item.ID, nil
-	}
-	if f.ID == "" {
-		return f.Kind, "", errors.New("a frame without an id")
-	}
-	return f.Kind, f.ID, nil
 }
