@@ -4,8 +4,6 @@ import (
 	"errors"
 	"strings"
 
-	"github.com/wneessen/go-mail"
-
 	"github.com/kommo-notify/notify/channels"
 )
 
@@ -14,66 +12,66 @@ type verdict struct {
 	err error // nil: the server took the message
 	// keep: the session ended the transaction cleanly and may carry the next one.
 	keep bool
-	// stale: the session was dead before the server could have taken anything (the
-	// NOOP before MAIL, or MAIL or RCPT, failed without a reply), so a new session
-	// may try again at once without risking a duplicate.
+	// stale: the session was dead before the server could have taken anything (MAIL
+	// or RCPT failed without a reply, or with 421), so a new session may try again at
+	// once without risking a duplicate.
 	stale bool
-	// afterData: the server accepted the message and a later step failed.
-	afterData bool
 }
 
-// classify reads go-mail's answer for msg, sent to rcpt, by the retry contract:
+// classify reads the outcome of send (nil or a *stepError) for a message to rcpt by
+// the retry contract:
 //
-//   - accepted (250 to the end of DATA) is sent, even if the RSET go-mail sends
-//     afterwards to reuse the session fails: msg.IsDelivered is set before that
-//     RSET, and sending again would deliver twice;
+//   - accepted (250 to the end of DATA) is sent. Nothing follows the reply in the
+//     transaction, so nothing can make it unsent;
 //   - a 5xx reply is permanent: the server will refuse the message again;
-//   - a 4xx reply (greylisting, a full mailbox, a busy server) is transient;
-//   - no reply at all (code 0: a dropped connection, a timeout, a cut on cancel) is
-//     transient, and the session is abandoned. go-mail reports these with
-//     IsTemp() == false, which is why the code decides, not IsTemp.
+//   - a 4xx reply (greylisting, a full mailbox, a busy server) is transient; 421 is
+//     the server closing the session, which is dropped;
+//   - no reply at all (a dropped connection, a timeout, a cut on cancel) is transient,
+//     and the session is abandoned.
 //
 // The one ambiguous case is a connection lost after the message's final "." and
 // before the server's reply: the server may have taken it. It is retried, so the
 // recipient may get it twice, with the same Message-ID (at least once, never zero).
-func classify(err error, msg *mail.Msg, rcpt string) verdict {
+func classify(err error, rcpt string) verdict {
 	if err == nil {
 		return verdict{keep: true}
 	}
-	if msg.IsDelivered() {
-		return verdict{afterData: true}
-	}
-	var se *mail.SendError
+	var se *stepError
 	if !errors.As(err, &se) {
 		return verdict{err: redact(err, rcpt)}
 	}
 	err = redact(err, rcpt)
-	switch code := se.ErrorCode(); {
+	switch code := reply(se.err); {
+	case code == 0 || code == 421:
+		// A server that timed an idle session out closes it, often with a 421 first;
+		// the first command of the next transaction meets either.
+		return verdict{err: err, stale: se.step.beforeData()}
 	case code >= 500:
-		return verdict{err: channels.Permanent(err), keep: endsCleanly(se.Reason)}
+		return verdict{err: channels.Permanent(err), keep: endsCleanly(se)}
 	case code >= 400:
-		// 421 is the server closing the session.
-		return verdict{err: err, keep: code != 421 && endsCleanly(se.Reason)}
+		return verdict{err: err, keep: endsCleanly(se)}
 	default:
-		return verdict{err: err, stale: beforeData(se.Reason)}
+		// A reply out of sequence: the session is in an unknown state.
+		return verdict{err: err}
 	}
 }
 
-// endsCleanly reports the failures after which the session is ready for the next
-// transaction: go-mail sends RSET after a refused MAIL or RCPT, and the reply to the
-// end of DATA ends the transaction. A refused DATA command leaves MAIL and RCPT
-// standing, and anything else leaves the session in an unknown state.
-func endsCleanly(r mail.SendErrReason) bool {
-	return r == mail.ErrSMTPMailFrom || r == mail.ErrSMTPRcptTo || r == mail.ErrSMTPDataClose
+// endsCleanly reports the refusals after which the session is ready for the next
+// transaction: the RSET after a refused MAIL or RCPT went through, or the refusal is
+// the reply to the end of DATA, which ends the transaction. A refused DATA command
+// leaves MAIL and RCPT standing.
+func endsCleanly(e *stepError) bool {
+	switch e.step {
+	case stepMail, stepRcpt:
+		return e.reset == nil
+	case stepEnd:
+		return true
+	}
+	return false
 }
 
-// beforeData reports the steps before which the server has taken nothing.
-func beforeData(r mail.SendErrReason) bool {
-	return r == mail.ErrConnCheck || r == mail.ErrSMTPMailFrom || r == mail.ErrSMTPRcptTo
-}
-
-// redacted is an error whose text no longer carries the recipient's address (go-mail
-// lists the affected recipients, servers often quote them), because the router logs
+// redacted is an error whose text no longer carries the recipient's address (servers
+// often quote it in their replies), because the router logs
 // errors and writes them into dead letters and delivery status. errors.As still
 // finds the original.
 type redacted struct {

@@ -11,26 +11,33 @@
 //     the recipient's locale (a small table of layouts, in UTC).
 //   - The recipient: the profile in the directory. No profile or no address is
 //     skipped as no_address, email switched off as opted_out.
-//   - The connections: a pool of Config.Connections SMTP sessions, each a go-mail
-//     Client carrying one transaction at a time, dialled on first use, kept open
-//     between messages, checked with NOOP before each transaction and redialled
-//     when broken. A Send waits for a free connection for at most Config.Timeout.
+//   - The connections: a pool of Config.Connections SMTP sessions, each carrying one
+//     transaction at a time, dialled on first use, kept open between messages and
+//     redialled when broken. A Send waits for a free connection for at most
+//     Config.Timeout. go-mail opens the sessions (dial, TLS policy, EHLO, AUTH) and
+//     composes the messages; the transactions are the channel's own, on go-mail's
+//     smtp.Client: MAIL, RCPT, DATA, the message, and nothing else for a message the
+//     server accepts. The reply to the end of DATA ends the transaction (RFC 5321
+//     4.1.1.4), so no RSET follows it, and no NOOP probes the session first: a
+//     session that died while idle fails MAIL or RCPT instead, before the server
+//     could take anything. A refused MAIL or RCPT is followed by RSET, which leaves
+//     the session ready for the next message (if RSET fails, the session is dropped).
 //   - The SMTP URL (ParseURL): smtp://user:pass@host:port?tls=none|starttls|tls.
 //
 // # Retry decisions
 //
 // The Send error follows the channels.Channel contract (see classify):
 //
-//   - 250 to the end of DATA: sent. go-mail marks the message delivered before the
-//     RSET it sends afterwards, and a failed RSET does not make it unsent: the
-//     session is dropped, the message is not sent again.
+//   - 250 to the end of DATA: sent. Nothing follows it in the transaction, so nothing
+//     can make it unsent.
 //   - 5xx: permanent, dead-lettered by the router.
-//   - 4xx: transient, retried by the router with backoff.
-//   - No reply (code 0: a lost connection, a timeout, the context's end): transient;
-//     the session is abandoned and the next Send redials. If the session died before
-//     MAIL or RCPT could be answered (typically a server that closed an idle
-//     connection), nothing reached the server and the message goes out at once on a
-//     new session instead.
+//   - 4xx: transient, retried by the router with backoff. 421 (the server closing
+//     the session) also drops the session.
+//   - No reply (a lost connection, a timeout, the context's end): transient; the
+//     session is abandoned and the next Send redials.
+//   - A reused session whose MAIL or RCPT got no reply, or 421 (typically a server
+//     that timed the idle connection out): nothing reached the server, and the
+//     message goes out at once on a new session within the same Send, once.
 //   - Dial, TLS and AUTH failures: transient. They are the server's or the
 //     configuration's trouble, not the message's, and the error names the server.
 //

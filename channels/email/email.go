@@ -92,46 +92,45 @@ func (s *Sender) Send(ctx context.Context, d *channels.Delivery) error {
 	if err != nil {
 		return channels.Permanent(fmt.Errorf("email: compose %s: %w", ev.ID, err))
 	}
-	v, err := s.deliver(ctx, msg, p.Email)
+	env, err := envelopeOf(msg)
 	if err != nil {
-		return fmt.Errorf("email: send %s: %w", ev.ID, err)
+		return channels.Permanent(fmt.Errorf("email: compose %s: envelope: %w", ev.ID, err))
 	}
-	if v.afterData {
-		s.log.Info("the server accepted the message, then the connection failed: counted as sent",
-			"event_id", ev.ID, "account", ev.Account, "user", d.User)
+	if err := s.deliver(ctx, msg, env, p.Email); err != nil {
+		return fmt.Errorf("email: send %s: %w", ev.ID, err)
 	}
 	return nil
 }
 
 // deliver sends msg over a pooled connection. A connection that went stale while
-// idle (the server timed it out) is noticed before anything is sent, and the message
-// goes out on a fresh one within the same call.
-func (s *Sender) deliver(ctx context.Context, msg *mail.Msg, rcpt string) (verdict, error) {
+// idle (the server timed it out) fails MAIL or RCPT, before the server could take
+// anything, and the message goes out on a fresh one within the same call.
+func (s *Sender) deliver(ctx context.Context, msg *mail.Msg, env envelope, rcpt string) error {
 	c, err := s.pool.get(ctx)
 	if err != nil {
-		return verdict{}, err
+		return err
 	}
 	defer s.pool.put(c)
 	done := c.guard(ctx)
-	v, err := s.transact(ctx, c, msg, rcpt)
+	err = s.transact(ctx, c, msg, env, rcpt)
 	if done() {
 		c.drop() // the watcher closed the connection under the session
 	}
 	if err != nil && ctx.Err() != nil {
 		err = fmt.Errorf("%w: %w", context.Cause(ctx), err)
 	}
-	return v, err
+	return err
 }
 
-func (s *Sender) transact(ctx context.Context, c *conn, msg *mail.Msg, rcpt string) (verdict, error) {
+func (s *Sender) transact(ctx context.Context, c *conn, msg *mail.Msg, env envelope, rcpt string) error {
 	for {
 		dialled, err := c.connect(ctx)
 		if err != nil {
 			// Refused, unreachable, TLS or AUTH failure: the server's or the
 			// configuration's trouble, not the message's. Retried with backoff.
-			return verdict{}, redact(fmt.Errorf("connect to %s: %w", s.cfg.Server, err), rcpt)
+			return redact(fmt.Errorf("connect to %s: %w", s.cfg.Server, err), rcpt)
 		}
-		v := classify(c.client.Send(msg), msg, rcpt)
+		v := classify(c.send(msg, env), rcpt)
 		if !v.keep {
 			c.drop()
 		}
@@ -139,7 +138,7 @@ func (s *Sender) transact(ctx context.Context, c *conn, msg *mail.Msg, rcpt stri
 			s.log.Debug("SMTP connection went stale while idle, redialling", "error", v.err)
 			continue // at most once: the next connect dials, so dialled is true
 		}
-		return v, v.err
+		return v.err
 	}
 }
 

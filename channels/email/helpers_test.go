@@ -13,6 +13,7 @@ import (
 
 	"github.com/kommo-notify/notify/channels"
 	"github.com/kommo-notify/notify/channels/directory"
+	"github.com/kommo-notify/notify/channels/email/smtptest"
 	"github.com/kommo-notify/notify/events"
 )
 
@@ -193,4 +194,15 @@ func decodeSubject(t testing.TB, h mail.Header) string {
 		t.Fatalf("decode subject %q: %v", h.Get("Subject"), err)
 	}
 	return s
+}
+
+// verbs are the verbs of the commands that connection n carried.
+func verbs(cmds []smtptest.Command, n int) []string {
+	var v []string
+	for _, c := range cmds {
+		if c.Conn == n {
+			v = append(v, c.Verb)
+		}
+	}
+	return v
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wneessen/go-mail"
+	"github.com/wneessen/go-mail/smtp"
 )
 
 var (
@@ -19,8 +20,8 @@ var (
 	errCut = errors.New("the send's context ended")
 )
 
-// pool holds a fixed number of SMTP connections. Each is a go-mail Client carrying
-// one session, one transaction at a time; a Send borrows one for a single message.
+// pool holds a fixed number of SMTP connections. Each carries one session, one
+// transaction at a time; a Send borrows one for a single message.
 // Connections are dialled when first needed and redialled when broken, and stay open
 // between messages, so a steady flow of mail costs one TLS handshake and one AUTH per
 // connection rather than per message. The most recently used live connection is lent
@@ -74,10 +75,10 @@ func (p *pool) pop() *conn {
 	return c
 }
 
-// put returns a borrowed connection: on top if its session is live, else at the bottom.
+// put returns a borrowed connection: on top if its session is open, else at the bottom.
 func (p *pool) put(c *conn) {
 	p.mu.Lock()
-	if c.live {
+	if c.session != nil {
 		p.stack = append(p.stack, c)
 	} else {
 		p.stack = append([]*conn{c}, p.stack...)
@@ -105,13 +106,17 @@ func (p *pool) close(ctx context.Context) error {
 	return nil
 }
 
-// conn is one pooled connection. Only the Send that borrowed it touches client and
-// live; mu guards what the context watcher shares with it.
+// conn is one pooled connection. go-mail's Client opens its sessions (dial, TLS,
+// EHLO, AUTH); the transactions are ours (see send). Only the Send that borrowed it
+// touches session; mu guards what the context watcher shares with it.
 type conn struct {
-	client *mail.Client
-	dialer net.Dialer
-	tls    *tls.Config // non-nil for implicit TLS: the handshake is ours, see dial
-	live   bool        // a session is open and was usable after its last transaction
+	client   *mail.Client
+	dialer   net.Dialer
+	tls      *tls.Config   // non-nil for implicit TLS: the handshake is ours, see dial
+	backstop time.Duration // the I/O deadline of a dial and of each transaction
+	// session is open and ended its last transaction cleanly: it may carry the next
+	// one. nil when there is none.
+	session *smtp.Client
 
 	mu    sync.Mutex
 	raw   net.Conn // the TCP connection under any TLS, nil before the first dial
@@ -120,12 +125,12 @@ type conn struct {
 }
 
 func newConn(cfg *Config) (*conn, error) {
-	c := &conn{}
+	// A backstop: the Send's context cuts the connection first (see guard).
+	c := &conn{backstop: cfg.Timeout + 5*time.Second}
 	tlsConfig := clientTLS(cfg)
 	opts := []mail.Option{
 		mail.WithPort(cfg.Server.Port),
-		// A backstop: the Send's context cuts the connection first (see guard).
-		mail.WithTimeout(cfg.Timeout + 5*time.Second),
+		mail.WithTimeout(c.backstop),
 		mail.WithDialContextFunc(c.dial),
 		mail.WithTLSConfig(tlsConfig),
 	}
@@ -197,7 +202,7 @@ func (c *conn) dial(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // guard cuts the connection when ctx ends before done is called, so a Send blocked on
-// a silent server returns at once: go-mail's own I/O only knows deadlines. done
+// a silent server returns at once: go-mail's I/O only knows deadlines. done
 // reports whether the cut happened, in which case the session is gone.
 func (c *conn) guard(ctx context.Context) (done func() (cut bool)) {
 	c.mu.Lock()
@@ -225,22 +230,23 @@ func (c *conn) guard(ctx context.Context) (done func() (cut bool)) {
 	}
 }
 
-// connect opens a session unless one is live: TCP, TLS, EHLO, AUTH.
+// connect opens a session unless one is open: TCP, TLS, EHLO, AUTH, all go-mail's.
 func (c *conn) connect(ctx context.Context) (dialled bool, err error) {
-	if c.live {
+	if c.session != nil {
 		return false, nil
 	}
-	if err := c.client.DialWithContext(ctx); err != nil {
-		c.drop()
+	session, err := c.client.DialToSMTPClientWithContext(ctx)
+	if err != nil {
+		c.drop() // a failed EHLO or AUTH leaves the connection open
 		return true, err
 	}
-	c.live = true
+	c.session = session
 	return true, nil
 }
 
 // drop abandons the session without a word: it is broken or in an unknown state.
 func (c *conn) drop() {
-	c.live = false
+	c.session = nil
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.raw != nil {
@@ -249,14 +255,17 @@ func (c *conn) drop() {
 	}
 }
 
-// quit ends a live session politely. A failed QUIT (the server already closed an
+// quit ends an open session politely. A failed QUIT (the server already closed an
 // idle session) changes nothing: the connection is closed either way.
 func (c *conn) quit(ctx context.Context) {
-	if !c.live {
+	if c.session == nil {
 		return
 	}
 	done := c.guard(ctx)
-	_ = c.client.Close()
+	// The deadline of the last transaction may have passed while the session idled.
+	if c.session.UpdateDeadline(c.backstop) == nil {
+		_ = c.client.CloseWithSMTPClient(c.session)
+	}
 	done()
 	c.drop()
 }

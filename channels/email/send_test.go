@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -233,24 +234,80 @@ func TestSendClassifiesServerAnswers(t *testing.T) {
 	}
 }
 
-// The server took the message (250), then the connection died at the RSET that
-// follows. The message is sent: no error, nothing sent twice.
-func TestSendAcceptedThenDropped(t *testing.T) {
+// A steady flow over one session costs the transactions and nothing else: no NOOP
+// before a message, no RSET after an accepted one (the reply to the end of DATA ends
+// the transaction), one EHLO for the session and QUIT at Close.
+func TestSendOneTransactionPerMessage(t *testing.T) {
 	srv := smtptest.Start(t)
 	s := newSender(t, srv, nil, func(c *Config) { c.Connections = 1 })
-	srv.Script(smtptest.Drop(smtptest.AtReset))
-	if err := s.Send(t.Context(), delivery(validEvent(t, "e1", events.AddCall, seedAddCall))); err != nil {
-		t.Fatalf("Send: %v, want nil: the server accepted the message", err)
+	const n = 5
+	for i := range n {
+		if err := s.Send(t.Context(), delivery(validEvent(t, fmt.Sprint("e", i), events.AddCall, seedAddCall))); err != nil {
+			t.Fatalf("Send %d: %v", i, err)
+		}
 	}
-	if err := s.Send(t.Context(), delivery(validEvent(t, "e2", events.AddCall, seedAddCall))); err != nil {
-		t.Fatalf("the next Send: %v", err)
+	if err := s.Close(t.Context()); err != nil {
+		t.Fatalf("Close: %v", err)
 	}
-	msgs := srv.Messages()
-	if len(msgs) != 2 {
-		t.Fatalf("%d messages, want 2 (one per event, no duplicate)", len(msgs))
+	want := []string{"EHLO"}
+	for range n {
+		want = append(want, "MAIL", "RCPT", "DATA")
 	}
-	if srv.Conns() != 2 {
-		t.Errorf("%d connections, want 2: the broken one is redialled", srv.Conns())
+	want = append(want, "QUIT")
+	eventually(t, "the server read QUIT", func() bool {
+		cmds := srv.Commands()
+		return len(cmds) > 0 && cmds[len(cmds)-1].Verb == "QUIT"
+	})
+	if got := verbs(srv.Commands(), 1); !slices.Equal(got, want) {
+		t.Errorf("commands %v, want %v", got, want)
+	}
+	if srv.Conns() != 1 {
+		t.Errorf("%d connections, want 1", srv.Conns())
+	}
+	if got := len(srv.Messages()); got != n {
+		t.Errorf("%d messages, want %d", got, n)
+	}
+}
+
+// What the client says after a refusal: RSET after a refused MAIL or RCPT, so the
+// session carries the next message; nothing after a refusal at the end of DATA, which
+// ends the transaction; a new session after 421.
+func TestSendCommandsAfterRefusal(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fault smtptest.Fault
+		want  [][]string // the commands of each connection
+	}{
+		{"no such user", smtptest.Reject(smtptest.AtRcpt, 550),
+			[][]string{{"EHLO", "MAIL", "RCPT", "RSET", "MAIL", "RCPT", "DATA"}}},
+		{"greylisted", smtptest.Reject(smtptest.AtRcpt, 451),
+			[][]string{{"EHLO", "MAIL", "RCPT", "RSET", "MAIL", "RCPT", "DATA"}}},
+		{"sender refused", smtptest.Reject(smtptest.AtMail, 553),
+			[][]string{{"EHLO", "MAIL", "RSET", "MAIL", "RCPT", "DATA"}}},
+		{"refused content", smtptest.Reject(smtptest.AtData, 554),
+			[][]string{{"EHLO", "MAIL", "RCPT", "DATA", "MAIL", "RCPT", "DATA"}}},
+		{"server closing", smtptest.Reject(smtptest.AtMail, 421),
+			[][]string{{"EHLO", "MAIL"}, {"EHLO", "MAIL", "RCPT", "DATA"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := smtptest.Start(t)
+			s := newSender(t, srv, nil, func(c *Config) { c.Connections = 1 })
+			srv.Script(tc.fault)
+			if err := s.Send(t.Context(), delivery(validEvent(t, "e1", events.AddError, seedAddError))); err == nil {
+				t.Fatal("Send succeeded against a refusing server")
+			}
+			if err := s.Send(t.Context(), delivery(validEvent(t, "e2", events.AddError, seedAddError))); err != nil {
+				t.Fatalf("the next Send: %v", err)
+			}
+			if srv.Conns() != len(tc.want) {
+				t.Fatalf("%d connections, want %d", srv.Conns(), len(tc.want))
+			}
+			for i, want := range tc.want {
+				if got := verbs(srv.Commands(), i+1); !slices.Equal(got, want) {
+					t.Errorf("connection %d: commands %v, want %v", i+1, got, want)
+				}
+			}
+		})
 	}
 }
 
@@ -308,6 +365,39 @@ func TestSendRedialsStaleConnections(t *testing.T) {
 	}
 	if srv.Conns() != 3 {
 		t.Errorf("%d connections, want 3", srv.Conns())
+	}
+}
+
+// A server that times an idle session out often says 421 before it closes it; the
+// client reads that reply to its next MAIL. Nothing was taken, so the message goes out
+// on a new session within the same Send, once.
+func TestSendRedialsAfterIdleTimeoutReply(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fault smtptest.Fault
+	}{
+		{"421 to MAIL", smtptest.Reject(smtptest.AtMail, 421)},
+		{"421 to RCPT", smtptest.Reject(smtptest.AtRcpt, 421)},
+		{"closed at MAIL", smtptest.Drop(smtptest.AtMail)},
+		{"closed at RCPT", smtptest.Drop(smtptest.AtRcpt)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := smtptest.Start(t)
+			s := newSender(t, srv, nil, func(c *Config) { c.Connections = 1 })
+			if err := s.Send(t.Context(), delivery(validEvent(t, "e1", events.AddError, seedAddError))); err != nil {
+				t.Fatalf("Send: %v", err)
+			}
+			srv.Script(tc.fault)
+			if err := s.Send(t.Context(), delivery(validEvent(t, "e2", events.AddError, seedAddError))); err != nil {
+				t.Fatalf("Send on the timed-out session: %v", err)
+			}
+			if n := len(srv.Messages()); n != 2 {
+				t.Errorf("%d messages, want 2", n)
+			}
+			if srv.Conns() != 2 {
+				t.Errorf("%d connections, want 2", srv.Conns())
+			}
+		})
 	}
 }
 

@@ -1,9 +1,10 @@
 // Package smtptest is a real SMTP server for tests: github.com/emersion/go-smtp
 // listening on 127.0.0.1:0 in the test process. It keeps every message it accepts,
-// counts the connections it was dialled on, and fails on cue: a Script of faults says
-// what happens to the next transactions (a 451 or a 550 at a given stage, a dropped
-// connection, a server that stops answering). Stop and Restart take it off the network
-// and bring it back on the same address, like a mail host that is down for a while.
+// counts the connections it was dialled on, records the commands it reads on them
+// (without TLS), and fails on cue: a Script of faults says what happens to the next
+// transactions (a 451 or a 550 at a given stage, a dropped connection, a server that
+// stops answering). Stop and Restart take it off the network and bring it back on the
+// same address, like a mail host that is down for a while.
 //
 // It is a test kit: it imports testing and must not be imported by production code.
 package smtptest
@@ -18,6 +19,7 @@ import (
 	"log"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -36,9 +38,6 @@ const (
 	// connection here keeps the message: the server took it, but the client never
 	// heard so (the at-least-once window of every SMTP client).
 	AtData
-	// AtReset is the RSET after a message the server accepted with 250: only Drop
-	// applies. The client must count the message as sent.
-	AtReset
 )
 
 func (s Stage) String() string {
@@ -49,8 +48,6 @@ func (s Stage) String() string {
 		return "RCPT"
 	case AtData:
 		return "DATA"
-	case AtReset:
-		return "RSET"
 	}
 	return "stage(" + strconv.Itoa(int(s)) + ")"
 }
@@ -78,6 +75,12 @@ type Message struct {
 	To   []string
 	Data []byte // as received: headers and body, CRLF line ends
 	Conn int    // which connection carried it, 1 for the first one accepted
+}
+
+// Command is one command the server read.
+type Command struct {
+	Verb string // upper case: EHLO, MAIL, RCPT, DATA, RSET, NOOP, QUIT...
+	Conn int    // which connection carried it, as in Message
 }
 
 // Option configures Start.
@@ -113,6 +116,7 @@ type Server struct {
 	messages []Message
 	conns    int                     // connections accepted
 	sessions int                     // sessions begun (one per connection greeted)
+	commands []Command               // read on connections without TLS
 	open     map[*countedConn]string // open connections
 	change   chan struct{}           // closed and replaced whenever messages grows
 	current  *countingListener       // the listener in use; nil while stopped
@@ -200,6 +204,14 @@ func (s *Server) WaitMessages(t testing.TB, n int) []Message {
 			t.Fatalf("smtptest: %d messages after 10s, want %d", got, n)
 		}
 	}
+}
+
+// Commands returns the commands read so far, in order. Only connections without TLS
+// are read: none with WithImplicitTLS, and with WithSTARTTLS those up to STARTTLS.
+func (s *Server) Commands() []Command {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Command(nil), s.commands...)
 }
 
 // Conns is the number of connections the server accepted: the client's dials.
@@ -344,14 +356,13 @@ func underlying(c net.Conn) *countedConn {
 
 // session is one SMTP connection's state.
 type session struct {
-	s         *Server
-	conn      *smtp.Conn
-	n         int
-	fault     *Fault // the current transaction's fault
-	from      string
-	to        []string
-	dropReset bool // the message was accepted; drop at the RSET that follows
-	authed    bool
+	s      *Server
+	conn   *smtp.Conn
+	n      int
+	fault  *Fault // the current transaction's fault
+	from   string
+	to     []string
+	authed bool
 }
 
 var _ smtp.AuthSession = (*session)(nil)
@@ -408,22 +419,11 @@ func (ss *session) Data(r io.Reader) error {
 		return err
 	}
 	ss.s.keep(m)
-	if f := ss.fault; f != nil && f.At == AtReset {
-		ss.dropReset = true
-	}
 	return nil
 }
 
-// Reset runs after every transaction once its reply is written, and for RSET. After
-// an accepted message marked for AtReset it drops the connection: the 250 went out,
-// the client's RSET finds the connection gone.
-func (ss *session) Reset() {
-	if ss.dropReset {
-		ss.dropReset = false
-		_ = ss.conn.Conn().Close()
-	}
-	ss.fault, ss.from, ss.to = nil, "", nil
-}
+// Reset runs after every transaction once its reply is written, and for RSET.
+func (ss *session) Reset() { ss.fault, ss.from, ss.to = nil, "", nil }
 
 func (ss *session) Logout() error { return nil }
 
@@ -467,16 +467,79 @@ func (l *countingListener) Accept() (net.Conn, error) {
 		return nil, net.ErrClosed
 	}
 	l.s.conns++
-	cc := &countedConn{Conn: c, s: l.s, n: l.s.conns}
+	cc := &countedConn{Conn: c, s: l.s, n: l.s.conns, plain: l.s.tlsMode != "tls"}
 	l.s.open[cc] = c.RemoteAddr().String()
 	return cc, nil
 }
 
+// countedConn is an accepted connection. Its Read and Write run on the connection's
+// goroutine in go-smtp, one at a time; Close may come from anywhere.
 type countedConn struct {
 	net.Conn
 	s    *Server
 	n    int
 	once sync.Once
+
+	// The client's side is read for commands while plain.
+	plain bool
+	line  []byte // the part of a line read so far
+	data  bool   // between the reply 354 and the message's final "."
+	auth  bool   // a 334 challenge is out: the next line is its answer
+	last  string // the last command's verb
+}
+
+func (c *countedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if c.plain {
+		c.record(p[:n])
+	}
+	return n, err
+}
+
+// Write sees the server's replies, which say how to read the client's next lines: a
+// client sends the message only after 354 and an AUTH answer only after 334, even
+// with PIPELINING (RFC 2920).
+func (c *countedConn) Write(p []byte) (int, error) {
+	if c.plain {
+		switch code, _, _ := bytes.Cut(p, []byte(" ")); string(code) {
+		case "354":
+			c.data = true
+		case "334":
+			c.auth = true
+		case "220":
+			if c.last == "STARTTLS" {
+				c.plain = false // the rest is encrypted
+			}
+		}
+	}
+	return c.Conn.Write(p)
+}
+
+// record notes the command verbs among the complete lines of the client's bytes.
+func (c *countedConn) record(b []byte) {
+	c.line = append(c.line, b...)
+	rest := c.line
+	for {
+		i := bytes.Index(rest, []byte("\r\n"))
+		if i < 0 {
+			break
+		}
+		line := rest[:i]
+		rest = rest[i+2:]
+		switch {
+		case c.data:
+			c.data = string(line) != "."
+		case c.auth:
+			c.auth = false
+		default:
+			verb, _, _ := bytes.Cut(line, []byte(" "))
+			c.last = strings.ToUpper(string(verb))
+			c.s.mu.Lock()
+			c.s.commands = append(c.s.commands, Command{Verb: c.last, Conn: c.n})
+			c.s.mu.Unlock()
+		}
+	}
+	c.line = append(c.line[:0], rest...)
 }
 
 func (c *countedConn) Close() error {
