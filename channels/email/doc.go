@@ -17,11 +17,17 @@
 //     Config.Timeout. go-mail opens the sessions (dial, TLS policy, EHLO, AUTH) and
 //     composes the messages; the transactions are the channel's own, on go-mail's
 //     smtp.Client: MAIL, RCPT, DATA, the message, and nothing else for a message the
-//     server accepts. The reply to the end of DATA ends the transaction (RFC 5321
-//     4.1.1.4), so no RSET follows it, and no NOOP probes the session first: a
-//     session that died while idle fails MAIL or RCPT instead, before the server
-//     could take anything. A refused MAIL or RCPT is followed by RSET, which leaves
-//     the session ready for the next message (if RSET fails, the session is dropped).
+//     server accepts. When the server advertises PIPELINING (RFC 2920), MAIL, the
+//     RCPTs and DATA go out in one write and their replies are read together, and the
+//     message with its final "." in a second: two round trips a message. Otherwise
+//     each command waits for its reply. The reply to the end of DATA ends the
+//     transaction (RFC 5321 4.1.1.4), so no RSET follows it, and no NOOP probes the
+//     session first: a session that died while idle fails MAIL or RCPT instead,
+//     before the server could take anything. A refused MAIL or RCPT is followed by
+//     RSET, which leaves the session ready for the next message (if RSET fails, the
+//     session is dropped). Pipelined, RSET follows the reply to DATA; a server that
+//     answers that DATA with 354 all the same gets an empty message first, or, if it
+//     took some recipient, loses the session, so that nobody gets an empty message.
 //   - The SMTP URL (ParseURL): smtp://user:pass@host:port?tls=none|starttls|tls.
 //
 // # Retry decisions

@@ -271,7 +271,9 @@ func TestSendOneTransactionPerMessage(t *testing.T) {
 
 // What the client says after a refusal: RSET after a refused MAIL or RCPT, so the
 // session carries the next message; nothing after a refusal at the end of DATA, which
-// ends the transaction; a new session after 421.
+// ends the transaction; a new session after 421. The sink advertises PIPELINING, so
+// DATA leaves with MAIL and RCPT and the server reads it even when they were refused
+// (go-smtp answers it 502); TestSendSequentialWithoutPipelining covers the other path.
 func TestSendCommandsAfterRefusal(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -279,15 +281,15 @@ func TestSendCommandsAfterRefusal(t *testing.T) {
 		want  [][]string // the commands of each connection
 	}{
 		{"no such user", smtptest.Reject(smtptest.AtRcpt, 550),
-			[][]string{{"EHLO", "MAIL", "RCPT", "RSET", "MAIL", "RCPT", "DATA"}}},
+			[][]string{{"EHLO", "MAIL", "RCPT", "DATA", "RSET", "MAIL", "RCPT", "DATA"}}},
 		{"greylisted", smtptest.Reject(smtptest.AtRcpt, 451),
-			[][]string{{"EHLO", "MAIL", "RCPT", "RSET", "MAIL", "RCPT", "DATA"}}},
+			[][]string{{"EHLO", "MAIL", "RCPT", "DATA", "RSET", "MAIL", "RCPT", "DATA"}}},
 		{"sender refused", smtptest.Reject(smtptest.AtMail, 553),
-			[][]string{{"EHLO", "MAIL", "RSET", "MAIL", "RCPT", "DATA"}}},
+			[][]string{{"EHLO", "MAIL", "RCPT", "DATA", "RSET", "MAIL", "RCPT", "DATA"}}},
 		{"refused content", smtptest.Reject(smtptest.AtData, 554),
 			[][]string{{"EHLO", "MAIL", "RCPT", "DATA", "MAIL", "RCPT", "DATA"}}},
 		{"server closing", smtptest.Reject(smtptest.AtMail, 421),
-			[][]string{{"EHLO", "MAIL"}, {"EHLO", "MAIL", "RCPT", "DATA"}}},
+			[][]string{{"EHLO", "MAIL", "RCPT", "DATA"}, {"EHLO", "MAIL", "RCPT", "DATA"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := smtptest.Start(t)
