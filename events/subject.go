@@ -56,11 +56,13 @@ func ValidName(s string) bool {
 
 // ParseSubject splits notify.<account>.<user>.<type> into a validated Address.
 func ParseSubject(subject string) (Address, error) {
-	parts := strings.Split(subject, ".")
-	if len(parts) != 4 || parts[0] != SubjectPrefix {
+	prefix, rest, ok1 := strings.Cut(subject, ".")
+	account, rest, ok2 := strings.Cut(rest, ".")
+	user, typ, ok3 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || !ok3 || prefix != SubjectPrefix || strings.Contains(typ, ".") {
 		return Address{}, &Error{Code: CodeInvalidField, Field: "subject", Message: "must be notify.<account>.<user>.<type>"}
 	}
-	a := Address{Account: parts[1], User: parts[2], Type: Type(parts[3])}
+	a := Address{Account: account, User: user, Type: Type(typ)}
 	return a, a.Validate()
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -41,7 +42,9 @@ func Validate(t Type, body []byte, now time.Time) (Payload, []string, error) {
 	if !utf8.Valid(body) {
 		return nil, nil, &Error{Code: CodeInvalidJSON, Message: "body must be valid UTF-8"}
 	}
-	v := &validation{now: now}
+	v := validations.Get().(*validation)
+	defer v.release()
+	v.now = now
 	top, err := v.parse(body)
 	if err != nil {
 		return nil, nil, &Error{Code: CodeInvalidJSON, Message: err.Error()}
@@ -128,6 +131,18 @@ var payloadRules = map[Type]func(*object) Payload{
 // validation is the state of one Validate call, shared by the objects it reads. The
 // first error sticks: every later read is a no-op, so the rules read straight through
 // without checking after each field.
+// validations recycles the state of Validate, which every routed event needs once:
+// with its inline objects it is most of the bytes validating a pop-up allocates.
+var validations = sync.Pool{New: func() any { return new(validation) }}
+
+// release clears v, which drops every reference into the validated body, and hands it
+// back to validations. Nothing Validate returns points into v: the payload holds
+// strings, finish copies the warnings, and an error is allocated on its own.
+func (v *validation) release() {
+	*v = validation{}
+	validations.Put(v)
+}
+
 type validation struct {
 	now      time.Time
 	err      *Error

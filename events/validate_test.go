@@ -7,6 +7,7 @@ import (
 	"maps"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -711,22 +712,43 @@ func TestValidateErrorJSON(t *testing.T) {
 	}
 }
 
+// Validate recycles its state (validations): goroutines that validate different
+// bodies one after another, some with warnings or a fault, must each get exactly
+// what a first validation of their body gives.
 func TestValidateConcurrently(t *testing.T) {
-	body := []byte(`{"text":"<a href=\"https://example.com\" onclick=\"x\">call</a>","element":{"id":1,"type":"lead"}}`)
-	want := mustValidate(t, AddCall, string(body))
-	done := make(chan string)
-	for range 8 {
-		go func() {
-			p, _, _ := Validate(AddCall, body, testNow)
-			b, _ := json.Marshal(p)
-			done <- string(b)
-		}()
+	type outcome struct{ payload, warnings, err string }
+	validate := func(typ Type, body string) outcome {
+		p, warnings, err := Validate(typ, []byte(body), testNow)
+		b, _ := json.Marshal(p)
+		w, _ := json.Marshal(warnings)
+		return outcome{string(b), string(w), fmt.Sprint(err)}
 	}
-	for range 8 {
-		if got := <-done; got != want {
-			t.Errorf("got %s, want %s", got, want)
-		}
+	cases := []struct {
+		typ  Type
+		body string
+	}{
+		{AddCall, `{"text":"<a href=\"https://example.com\" onclick=\"x\">call</a>","element":{"id":1,"type":"lead"}}`},
+		{ShowMessage, `{"header":"H","text":"t","extra":1,"more":{"a":[1,2]}}`},
+		{AddError, `{"text":"x","link":"javascript:alert(1)"}`},
+		{ShowNotification, `{"header":"N","text":"<b>bold</b> and <script>x</script>","date":1714566800}`},
 	}
+	want := make([]outcome, len(cases))
+	for i, c := range cases {
+		want[i] = validate(c.typ, c.body)
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for n := range 200 {
+				i := (g + n) % len(cases)
+				if got := validate(cases[i].typ, cases[i].body); got != want[i] {
+					t.Errorf("%s %s: got %+v, want %+v", cases[i].typ, cases[i].body, got, want[i])
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func BenchmarkValidate(b *testing.B) {
