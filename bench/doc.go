@@ -11,8 +11,9 @@
 // JSON and the medians of repeated runs), daemon (finding, building, starting and
 // stopping the dispatcher), child (the harness's own helper processes: the bare relay
 // of the baselines, a NATS server, a router with no-op channels, websocket client
-// fleets), ws (websocket clients), smtpsink and fcm (the email sink and the FCM
-// emulator the daemon sends to).
+// fleets), ws and wsclient (websocket clients), frame (a client's read of a frame's
+// kind and id, as a browser's JSON.parse would), smtpsink and fcm (the email sink and
+// the FCM emulator the daemon sends to).
 //
 // Invariants:
 //   - every figure that the bars compare is measured in the same run as its baseline,
