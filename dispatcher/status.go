@@ -139,17 +139,15 @@ func (d *Dispatcher) writeStatus(channel string, ev *events.Event, user string, 
 	}
 }
 
-// putDelivery stores one delivery's record through the bucket's group commit
-// (statusWrites), or with a put of its own when there is none.
+// putDelivery stores one delivery's record through the dispatcher's group commit
+// (statusWrites), which writes to the bucket once Provision has made it. The group
+// commit is the dispatcher's, not a provisioning's: it holds the subscription its
+// acknowledgements come to.
 func (d *Dispatcher) putDelivery(key string, rec statusRecord) error {
-	kv := d.statusKV.Load()
-	if kv == nil {
+	if d.statusKV.Load() == nil {
 		return errors.New("status bucket not provisioned")
 	}
-	if b, ok := (*kv).(*statusBucket); ok {
-		return b.writes.put(key, rec)
-	}
-	return d.putStatus(key, rec)
+	return d.statusWrites.put(key, rec)
 }
 
 func (d *Dispatcher) putStatus(key string, rec statusRecord) error {

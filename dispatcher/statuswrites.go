@@ -15,13 +15,6 @@ import (
 	"github.com/kommo-notify/notify/events"
 )
 
-// statusBucket is the status bucket as the router writes it: the KeyValue, and the
-// group commit that stores delivery records.
-type statusBucket struct {
-	jetstream.KeyValue
-	writes *statusWrites
-}
-
 // statusBatch bounds the records one flush writes.
 const statusBatch = 1024
 

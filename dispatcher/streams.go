@@ -102,9 +102,6 @@ func (d *Dispatcher) provision(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("provision bucket %s: %w", StatusBucket, err)
 	}
-	// The group commit of delivery records is the dispatcher's, not a provisioning's:
-	// it holds the subscription its acknowledgements come to.
-	kv = &statusBucket{KeyValue: kv, writes: d.statusWrites}
 	d.statusKV.Store(&kv)
 	return nil
 }
