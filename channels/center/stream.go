@@ -127,21 +127,35 @@ func (s *Store) getBatch(ctx context.Context, subject string, from uint64, n int
 		case <-ctx.Done():
 			return nil, false, fmt.Errorf("direct get: %w", ctx.Err())
 		}
-		switch status := m.Header.Get("Status"); status {
-		case "":
-			seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
-			if err != nil {
-				return nil, false, fmt.Errorf("direct get: message without a sequence")
-			}
-			msgs = append(msgs, storedMsg{seq: seq, subject: m.Header.Get(jetstream.SubjectHeader), data: m.Data})
-		case "204": // end of batch
+		msg, status, err := directReply(m)
+		switch {
+		case err != nil:
+			return nil, false, err
+		case status == "":
+			msgs = append(msgs, msg)
+		case status == "204": // end of batch
 			pending, _ := strconv.ParseUint(m.Header.Get("Nats-Num-Pending"), 10, 64)
 			return msgs, pending > 0, nil
-		case "404": // nothing at or after from
+		default: // 404: nothing at or after from
 			return msgs, false, nil
-		default:
-			return nil, false, fmt.Errorf("direct get: status %s %s", status, m.Header.Get("Description"))
 		}
+	}
+}
+
+// directReply reads one reply of a direct get: a stored message (status ""), or the
+// end of a batch (204) or nothing found (404); any other status is an error.
+func directReply(m *nats.Msg) (storedMsg, string, error) {
+	switch status := m.Header.Get("Status"); status {
+	case "":
+		seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
+		if err != nil {
+			return storedMsg{}, "", fmt.Errorf("direct get: message without a sequence")
+		}
+		return storedMsg{seq: seq, subject: m.Header.Get(jetstream.SubjectHeader), data: m.Data}, "", nil
+	case "204", "404":
+		return storedMsg{}, status, nil
+	default:
+		return storedMsg{}, "", fmt.Errorf("direct get: status %s %s", status, m.Header.Get("Description"))
 	}
 }
 
@@ -160,17 +174,16 @@ func (s *Store) getNext(ctx context.Context, subject string, from uint64) (*stor
 	if err != nil {
 		return nil, fmt.Errorf("direct get: %w", err)
 	}
-	switch status := m.Header.Get("Status"); status {
-	case "":
-		seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("direct get: message without a sequence")
-		}
-		return &storedMsg{seq: seq, subject: m.Header.Get(jetstream.SubjectHeader), data: m.Data}, nil
-	case "404": // nothing at or after from
+	msg, status, err := directReply(m)
+	switch {
+	case err != nil:
+		return nil, err
+	case status == "":
+		return &msg, nil
+	case status == "404": // nothing at or after from
 		return nil, nil
 	default:
-		return nil, fmt.Errorf("direct get: status %s %s", status, m.Header.Get("Description"))
+		return nil, fmt.Errorf("direct get: status %s to a single get", status)
 	}
 }
 
