@@ -59,7 +59,7 @@ func TestConsumeNamesDurableChannelsOnce(t *testing.T) {
 }
 
 // Pop-ups beyond PopupPending waiting to be routed are dropped by NATS, counted in
-// notify_nats_dropped_total{subscriber="router"}; the others are routed.
+// notify_nats_dropped_total{consumer="router"}; the others are routed.
 func TestPopupsBeyondThePendingLimitAreDroppedAndCounted(t *testing.T) {
 	release := make(chan struct{})
 	r := newRig(t, func(c *Config) {
