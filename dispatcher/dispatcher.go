@@ -30,7 +30,7 @@ type Dispatcher struct {
 	owner        string
 	consumed     []string // the channels whose consumers run here (Config.Consume)
 	popupSubs    dropCounter
-	statusWrites *statusWrites // the group commit of delivery records
+	statusWrites *statusWrites // delivery records, written without waiting
 	dedup        *dedup
 	decoded      *decoded      // one validation of each stored event for all channel consumers
 	routing      chan struct{} // closed once pop-up subscriptions are live

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -37,8 +38,7 @@ func (d *Dispatcher) consume(ctx context.Context, ch channels.Channel) error {
 	slots := make(chan struct{}, d.concurrency(ch))
 	return d.keepConsuming(ctx, d.log.With("channel", ch.Name()), func() error {
 		return d.consumeOnce(ctx, ch, slots, &inflight, func(m jetstream.Msg) {
-			defer func() { <-slots; inflight.Done() }()
-			d.handleDurable(sendCtx, ch, m)
+			d.handleDurable(sendCtx, ch, m, func() { <-slots; inflight.Done() })
 		})
 	})
 }
@@ -148,18 +148,24 @@ func handBack(it jetstream.MessagesContext, within time.Duration) {
 // asks for redelivery with backoff, or dead-letters it. A redelivered event (or a
 // replay) skips the recipients whose status record says they are done, so a retry of
 // one recipient of an _all event, or a redelivery after a crash, does not send twice.
-func (d *Dispatcher) handleDurable(ctx context.Context, ch channels.Channel, m jetstream.Msg) {
+//
+// The message is acknowledged once the status records of its deliveries are stored,
+// which may be after handleDurable returns; release runs after that, exactly once.
+func (d *Dispatcher) handleDurable(ctx context.Context, ch channels.Channel, m jetstream.Msg, release func()) {
+	s := &settlement{d: d, m: m, channel: ch.Name(), release: release}
+	s.pending.Store(1) // handleDurable's own share, given up when it returns
+	defer s.done()
+
 	meta, err := m.Metadata()
 	if err != nil {
 		d.log.Error("message without metadata", "channel", ch.Name(), "subject", m.Subject(), "error", err)
-		_ = m.Term()
+		s.term()
 		return
 	}
 	attempt := int(meta.NumDelivered)
 	replay := d.replayChannel(m.Headers())
 	if replay != "" && replay != ch.Name() {
-		d.ack(m, ch.Name(), "") // a replay for another channel
-		return
+		return // a replay for another channel: acknowledged
 	}
 	reports := replay == ch.Name() || (replay == "" && ch.Name() == d.owner)
 	ev, err := d.decoded.get(meta.Sequence.Stream, meta.Timestamp, func() (*events.Event, error) {
@@ -169,16 +175,17 @@ func (d *Dispatcher) handleDurable(ctx context.Context, ch channels.Channel, m j
 		return ev, err
 	})
 	if err != nil {
+		s.handled = true
 		d.rejectDurable(ctx, m, reports, attempt, err)
 		return
 	}
+	s.id = ev.ID
 	if reports && attempt == 1 && replay == "" {
 		d.metrics.Received(ev.Type)
 	}
 
 	if isLive(ch) && time.Since(ev.Accepted) > d.cfg.PopupMaxAge {
-		d.finish(ch.Name(), ev, ev.User, attempt, result{outcome: OutcomeSkipped, reason: channels.ReasonExpired})
-		d.ack(m, ch.Name(), ev.ID)
+		s.finish(ev, ev.User, attempt, result{outcome: OutcomeSkipped, reason: channels.ReasonExpired})
 		return
 	}
 	users, err := d.recipients(ctx, ch, ev)
@@ -187,10 +194,9 @@ func (d *Dispatcher) handleDurable(ctx context.Context, ch channels.Channel, m j
 	}
 	if err != nil {
 		d.log.Warn("resolve recipients, will retry", "event_id", ev.ID, "channel", ch.Name(), "error", err)
-		d.nak(m, ch.Name(), ev.ID, d.backoff(attempt, err))
+		s.retry = d.backoff(attempt, err)
 		return
 	}
-	var retry time.Duration
 	progress := time.Now()
 	for _, user := range users {
 		// An _all event to many users outlasts the ack wait; say we are still on it, or
@@ -208,24 +214,67 @@ func (d *Dispatcher) handleDurable(ctx context.Context, ch channels.Channel, m j
 		case r.outcome == OutcomeFailed && !isLive(ch):
 			r = d.deadLetterDelivery(ctx, ch.Name(), m.Data(), ev, user, attempt, ReasonPermanent, r)
 		}
-		d.finish(ch.Name(), ev, user, attempt, r)
+		s.finish(ev, user, attempt, r)
 		if r.outcome == OutcomeRetry {
-			retry = max(retry, d.backoff(attempt, r.err))
+			s.retry = max(s.retry, d.backoff(attempt, r.err))
 		}
 	}
-	if retry > 0 {
-		d.nak(m, ch.Name(), ev.ID, retry)
-		return
-	}
-	d.ack(m, ch.Name(), ev.ID)
 }
 
-// finish counts, logs and stores the outcome of one delivery. The status record is
-// written before the event is acknowledged: that order is what makes a sent record
-// trustworthy as an idempotency record.
+// settlement answers JetStream about one durable message once everything that must
+// come first is done: handleDurable has decided, and every delivery's status record
+// is stored (a sent record is the delivery's idempotency record, so it must exist
+// before the event is acknowledged). Whoever finishes last acknowledges the message,
+// or asks for it again after retry, and releases its slot.
+type settlement struct {
+	d       *Dispatcher
+	m       jetstream.Msg
+	channel string
+	id      string // the event's, once decoded
+	release func()
+
+	pending atomic.Int32 // handleDurable itself and the records not stored yet
+	// Written by handleDurable only, before it gives up its share of pending.
+	retry   time.Duration // > 0: ask for redelivery after retry
+	handled bool          // answered already (terminated, dead-lettered)
+}
+
+// finish counts and logs one delivery's outcome and stores its record; the message
+// waits for the record.
+func (s *settlement) finish(ev *events.Event, user string, attempt int, r result) {
+	s.pending.Add(1)
+	s.d.record(s.channel, ev, user, attempt, r)
+	s.d.writeStatus(s.channel, ev, user, attempt, r, s.done)
+}
+
+// term terminates a message that can never be handled.
+func (s *settlement) term() {
+	s.handled = true
+	_ = s.m.Term()
+}
+
+// done gives up one share; the last one answers JetStream and releases the slot.
+func (s *settlement) done() {
+	if s.pending.Add(-1) != 0 {
+		return
+	}
+	switch {
+	case s.handled:
+	case s.retry > 0:
+		s.d.nak(s.m, s.channel, s.id, s.retry)
+	default:
+		s.d.ack(s.m, s.channel, s.id)
+	}
+	s.release()
+}
+
+// finish counts, logs and stores the outcome of one delivery, and returns once its
+// record is stored (or failed to be).
 func (d *Dispatcher) finish(channel string, ev *events.Event, user string, attempt int, r result) {
 	d.record(channel, ev, user, attempt, r)
-	d.writeStatus(channel, ev, user, attempt, r)
+	stored := make(chan struct{})
+	d.writeStatus(channel, ev, user, attempt, r, func() { close(stored) })
+	<-stored
 }
 
 // unfinished drops the users whose delivery through channel is already final.

@@ -28,6 +28,8 @@ type rig struct {
 	d    *Dispatcher
 	stop context.CancelFunc
 	done chan error
+	// prepare, when set, changes each dispatcher after New and before Run.
+	prepare func(*Dispatcher)
 }
 
 // newRig starts a server and a dispatcher; adjust may change the config first.
@@ -70,6 +72,9 @@ func (r *rig) startDispatcher(t *testing.T, adjust func(*Config)) {
 	d, err := New(r.srv.Conn(t), cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if r.prepare != nil {
+		r.prepare(d)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	r.d, r.stop, r.done = d, cancel, make(chan error, 1)

@@ -122,11 +122,11 @@ func final(state string, replay bool) bool {
 	return state == StateSent || state == StateFailed || state == StateSkipped
 }
 
-// writeStatus records where one delivery stands and returns once the record is
-// stored. A failed write is logged and not retried: the delivery itself is done;
-// only its status and, for a sent delivery, its protection against a redelivery are
-// missing.
-func (d *Dispatcher) writeStatus(channel string, ev *events.Event, user string, attempt int, r result) {
+// writeStatus records where one delivery stands and calls done once the record is
+// stored, or failed to be. A failed write is logged and not retried: the delivery
+// itself is done; only its status and, for a sent delivery, its protection against a
+// redelivery are missing. done runs as statusWrites.put says: it must not block.
+func (d *Dispatcher) writeStatus(channel string, ev *events.Event, user string, attempt int, r result, done func()) {
 	rec := statusRecord{
 		Type: ev.Type, Account: ev.Account, To: ev.User,
 		State: r.state(), Attempts: attempt, Reason: r.reason, Updated: time.Now().UTC(),
@@ -134,20 +134,17 @@ func (d *Dispatcher) writeStatus(channel string, ev *events.Event, user string, 
 	if r.err != nil {
 		rec.Error = headerSafe(r.err.Error())
 	}
-	if err := d.putDelivery(statusKey(ev.ID, channel, user), rec); err != nil {
-		d.log.Warn("write delivery status", "event_id", ev.ID, "channel", channel, "error", err)
+	stored := func(err error) {
+		if err != nil {
+			d.log.Warn("write delivery status", "event_id", ev.ID, "channel", channel, "error", err)
+		}
+		done()
 	}
-}
-
-// putDelivery stores one delivery's record through the dispatcher's group commit
-// (statusWrites), which writes to the bucket once Provision has made it. The group
-// commit is the dispatcher's, not a provisioning's: it holds the subscription its
-// acknowledgements come to.
-func (d *Dispatcher) putDelivery(key string, rec statusRecord) error {
 	if d.statusKV.Load() == nil {
-		return errors.New("status bucket not provisioned")
+		stored(errors.New("status bucket not provisioned"))
+		return
 	}
-	return d.statusWrites.put(key, rec)
+	d.statusWrites.put(statusKey(ev.ID, channel, user), rec, stored)
 }
 
 func (d *Dispatcher) putStatus(key string, rec statusRecord) error {

@@ -15,169 +15,140 @@ import (
 	"github.com/kommo-notify/notify/events"
 )
 
-// statusBatch bounds the records one flush writes.
-const statusBatch = 1024
-
-// statusWrites is a group commit of delivery records. A KV put waits a round trip
-// for its acknowledgement, and a dispatcher finishes hundreds of deliveries at once
-// (each channel keeps its sends in flight): the records that come in while one flush
-// is out are published together in the next, without waiting for each other, and
-// every writer returns once the acknowledgements of its flush are in. There is no
-// goroutine of its own: the writer that finds no flush running runs one, and hands
-// the next to the first writer that came in meanwhile.
+// statusWrites writes delivery records without waiting for them. A KV put waits a
+// round trip for its acknowledgement, and a dispatcher finishes hundreds of
+// deliveries at once (each channel keeps its sends in flight). Here a record is
+// published at once, and what must follow it (acknowledging the event) runs when its
+// acknowledgement comes: no goroutine waits for a record, and the records of many
+// deliveries share the connection's writes.
 //
-// The records are KV puts (a publish to $KV.<bucket>.<key>), with the
-// acknowledgements of one flush coming to one reply subject of a subscription made
-// once, so a record costs the server what a put costs and the client no request of
-// its own. The keys and values are those of a put: readers see no difference.
+// The records are KV puts (a publish to $KV.<bucket>.<key>) whose acknowledgements
+// come to one subscription made once, each to a reply subject of its own, so a
+// record costs the server what a put costs and the client no request of its own. The
+// keys and values are those of a put: readers see no difference.
 type statusWrites struct {
 	nc      *nats.Conn
 	subject string // $KV.<bucket>.
-	inbox   string // the acknowledgements of flush n come to <inbox>n
+	inbox   string // the acknowledgement of record n comes to <inbox>n
 
 	subOnce sync.Once
 	subErr  error
 
 	mu       sync.Mutex
-	queue    []*statusWrite
-	flushing bool
-
-	acksMu sync.Mutex
-	acks   map[string]*flushAcks
-	flushN uint64
+	next     uint64
+	pending  map[uint64]pendingWrite // by the token in the reply subject
+	sweeping bool                    // a sweep is scheduled
 }
 
-// statusWrite is one record waiting to be written.
-type statusWrite struct {
-	key   string
-	value []byte
-	done  chan error // one answer: nil, the flush's error, or errLead
+// pendingWrite is a record waiting for its acknowledgement.
+type pendingWrite struct {
+	deadline time.Time
+	done     func(error)
 }
 
-// flushAcks counts the acknowledgements of one flush.
-type flushAcks struct {
-	want, got int
-	err       error // the first refusal
-	done      chan struct{}
-}
-
-// errLead tells a waiting writer to run the next flush; it never leaves statusWrites.
-var errLead = errors.New("lead the next status flush")
+// statusSweep is how often records that outstay statusWriteTimeout are failed.
+const statusSweep = statusWriteTimeout / 5
 
 func newStatusWrites(nc *nats.Conn, bucket string) *statusWrites {
 	return &statusWrites{
 		nc:      nc,
 		subject: "$KV." + bucket + ".",
 		inbox:   nc.NewInbox() + ".",
-		acks:    map[string]*flushAcks{},
+		pending: map[uint64]pendingWrite{},
 	}
 }
 
-// put stores rec under key and returns once it is stored, or failed to be.
-func (q *statusWrites) put(key string, rec statusRecord) error {
-	w := &statusWrite{key: key, value: rec.appendJSON(make([]byte, 0, 192)), done: make(chan error, 1)}
-	q.mu.Lock()
-	q.queue = append(q.queue, w)
-	lead := !q.flushing
-	q.flushing = true
-	q.mu.Unlock()
-	if !lead {
-		if err := <-w.done; err != errLead {
-			return err
-		}
-	}
-	q.mu.Lock()
-	n := min(len(q.queue), statusBatch)
-	batch := make([]*statusWrite, n)
-	copy(batch, q.queue)
-	q.queue = append(q.queue[:0], q.queue[n:]...)
-	q.mu.Unlock()
-
-	err := q.publish(batch) // w is in it: it was queued and had no answer yet
-	for _, o := range batch {
-		o.done <- err
-	}
-
-	q.mu.Lock()
-	if len(q.queue) > 0 {
-		q.queue[0].done <- errLead
-	} else {
-		q.flushing = false
-	}
-	q.mu.Unlock()
-	return <-w.done
-}
-
-// publish writes a batch and waits for its acknowledgements. A refusal is the
-// batch's error: the server answers in order, but the writers of a failed record
-// only log it, so every writer of the batch does.
-func (q *statusWrites) publish(batch []*statusWrite) error {
+// put stores rec under key and calls done once it is stored (nil) or failed to be:
+// refused, no bucket, no connection, or no acknowledgement within
+// statusWriteTimeout. done runs exactly once, on another goroutine or before put
+// returns, and must not block: the acknowledgements of other records wait for it.
+func (q *statusWrites) put(key string, rec statusRecord, done func(error)) {
 	q.subOnce.Do(func() {
 		_, q.subErr = q.nc.Subscribe(q.inbox+"*", q.acknowledged)
 	})
 	if q.subErr != nil {
-		return fmt.Errorf("status records: %w", q.subErr)
+		done(fmt.Errorf("status records: %w", q.subErr))
+		return
 	}
-	fa := &flushAcks{want: len(batch), done: make(chan struct{})}
-	q.acksMu.Lock()
-	q.flushN++
-	token := strconv.FormatUint(q.flushN, 10)
-	q.acks[token] = fa
-	q.acksMu.Unlock()
-	defer func() {
-		q.acksMu.Lock()
-		delete(q.acks, token)
-		q.acksMu.Unlock()
-	}()
-	reply := q.inbox + token
-	for _, w := range batch {
-		if err := q.nc.PublishRequest(q.subject+w.key, reply, w.value); err != nil {
-			return fmt.Errorf("status record: %w", err)
-		}
+	value := rec.appendJSON(make([]byte, 0, 192))
+	q.mu.Lock()
+	q.next++
+	token := q.next
+	q.pending[token] = pendingWrite{deadline: time.Now().Add(statusWriteTimeout), done: done}
+	sweep := !q.sweeping
+	q.sweeping = true
+	q.mu.Unlock()
+	if sweep {
+		time.AfterFunc(statusSweep, q.sweep)
 	}
-	timeout := time.NewTimer(statusWriteTimeout)
-	defer timeout.Stop()
-	select {
-	case <-fa.done:
-		q.acksMu.Lock()
-		defer q.acksMu.Unlock()
-		if fa.err != nil {
-			return fmt.Errorf("status record: %w", fa.err)
+	reply := strconv.AppendUint([]byte(q.inbox), token, 10)
+	if err := q.nc.PublishRequest(q.subject+key, string(reply), value); err != nil {
+		if w, ok := q.take(token); ok {
+			w.done(fmt.Errorf("status record: %w", err))
 		}
-		return nil
-	case <-timeout.C:
-		return errors.New("status record: no acknowledgement in time")
 	}
 }
 
-// acknowledged counts one acknowledgement: a PubAck, a JetStream error, or the
-// server's no-responders status when the bucket is gone.
+// take removes the record with token from the pending ones; false when it is not
+// there any more (answered, or failed by a sweep).
+func (q *statusWrites) take(token uint64) (pendingWrite, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	w, ok := q.pending[token]
+	delete(q.pending, token)
+	return w, ok
+}
+
+// sweep fails the records that outstayed their deadline, and schedules the next
+// sweep while any record waits.
+func (q *statusWrites) sweep() {
+	now := time.Now()
+	var late []pendingWrite
+	q.mu.Lock()
+	for token, w := range q.pending {
+		if now.After(w.deadline) {
+			late = append(late, w)
+			delete(q.pending, token)
+		}
+	}
+	q.sweeping = len(q.pending) > 0
+	if q.sweeping {
+		time.AfterFunc(statusSweep, q.sweep)
+	}
+	q.mu.Unlock()
+	for _, w := range late {
+		w.done(errors.New("status record: no acknowledgement in time"))
+	}
+}
+
+// acknowledged answers one record: a PubAck, a JetStream error, or the server's
+// no-responders status when the bucket is gone.
 func (q *statusWrites) acknowledged(m *nats.Msg) {
-	var err error
+	token, err := strconv.ParseUint(m.Subject[len(q.inbox):], 10, 64)
+	if err != nil {
+		return
+	}
+	w, ok := q.take(token)
+	if !ok {
+		return // failed by a sweep already
+	}
+	w.done(ackError(m))
+}
+
+// ackError is the error a put's acknowledgement carries, nil for a PubAck.
+func ackError(m *nats.Msg) error {
 	switch {
 	case len(m.Data) == 0:
-		err = fmt.Errorf("status %s %s", m.Header.Get("Status"), m.Header.Get("Description"))
+		return fmt.Errorf("status record: status %s %s", m.Header.Get("Status"), m.Header.Get("Description"))
 	case bytes.Contains(m.Data, []byte(`"error"`)):
 		var resp struct {
 			Error *jetstream.APIError `json:"error"`
 		}
 		if json.Unmarshal(m.Data, &resp) == nil && resp.Error != nil {
-			err = resp.Error
+			return fmt.Errorf("status record: %w", resp.Error)
 		}
 	}
-	q.acksMu.Lock()
-	defer q.acksMu.Unlock()
-	fa := q.acks[m.Subject[len(q.inbox):]]
-	if fa == nil || fa.got == fa.want {
-		return // a flush that gave up waiting
-	}
-	fa.got++
-	if err != nil && fa.err == nil {
-		fa.err = err
-	}
-	if fa.got == fa.want {
-		close(fa.done)
-	}
+	return nil
 }
 
 // appendJSON appends the record as encoding/json writes it, without its reflection:

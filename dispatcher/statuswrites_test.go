@@ -2,11 +2,14 @@ package dispatcher
 
 import (
 	"encoding/json"
+	"errors"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/kommo-notify/notify/events"
@@ -35,8 +38,26 @@ func TestStatusRecordJSONIsEncodingJSONs(t *testing.T) {
 	}
 }
 
-// Writers that come in while a flush is out are written by the next one; each
-// returns once its own record is stored, and every record is there.
+// putWait is put for a test: it returns once done has run, and checks that done
+// runs exactly once.
+func putWait(t *testing.T, q *statusWrites, key string, rec statusRecord) error {
+	t.Helper()
+	var calls atomic.Int32
+	result := make(chan error, 2)
+	q.put(key, rec, func(err error) {
+		calls.Add(1)
+		result <- err
+	})
+	err := <-result
+	time.Sleep(10 * time.Millisecond) // a second call would come now
+	if n := calls.Load(); n != 1 {
+		t.Errorf("done ran %d times for %s", n, key)
+	}
+	return err
+}
+
+// Many writers at once: each is told its own record is stored only once it is,
+// every record is there, and nothing is left waiting.
 func TestStatusWritesStoreEveryRecordOfConcurrentWriters(t *testing.T) {
 	srv := natstest.Start(t)
 	nc := srv.Conn(t)
@@ -55,11 +76,11 @@ func TestStatusWritesStoreEveryRecordOfConcurrentWriters(t *testing.T) {
 		wg.Go(func() {
 			rec := statusRecord{Type: events.AddError, Account: "acme", To: "42", State: StateSent, Attempts: i + 1, Updated: time.Now().UTC()}
 			key := statusKey("ev-"+strconv.Itoa(i), "center", "42")
-			if err := q.put(key, rec); err != nil {
+			if err := putWait(t, q, key, rec); err != nil {
 				t.Errorf("put %d: %v", i, err)
 				return
 			}
-			// Stored before put returned.
+			// Stored before done ran.
 			e, err := kv.Get(t.Context(), key)
 			if err != nil {
 				t.Errorf("get %d: %v", i, err)
@@ -74,22 +95,76 @@ func TestStatusWritesStoreEveryRecordOfConcurrentWriters(t *testing.T) {
 	wg.Wait()
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.flushing || len(q.queue) > 0 {
-		t.Errorf("after the writers: flushing %v, %d queued", q.flushing, len(q.queue))
+	if len(q.pending) > 0 {
+		t.Errorf("after the writers: %d records still pending", len(q.pending))
 	}
 }
 
 // Without a bucket to take them, records fail at once (the server says no one
-// listens) instead of holding the writer.
+// listens) instead of waiting out the timeout.
 func TestStatusWritesFailWithoutBucket(t *testing.T) {
 	srv := natstest.Start(t)
 	q := newStatusWrites(srv.Conn(t), "NO_SUCH_BUCKET")
 	start := time.Now()
-	err := q.put("key", statusRecord{Type: events.AddError, Account: "acme", To: "42", State: StateSent})
+	err := putWait(t, q, "key", statusRecord{Type: events.AddError, Account: "acme", To: "42", State: StateSent})
 	if err == nil {
 		t.Fatal("put without a bucket succeeded")
 	}
 	if took := time.Since(start); took >= statusWriteTimeout {
 		t.Errorf("put failed after %s, want at once: %v", took, err)
+	}
+}
+
+// A record the server never answers fails once it outstays statusWriteTimeout,
+// and a late answer after that changes nothing.
+func TestStatusWritesFailUnansweredRecords(t *testing.T) {
+	srv := natstest.Start(t)
+	nc := srv.Conn(t)
+	// A bucket that takes the publish and never answers: a plain subscriber.
+	silent, err := nc.Subscribe("$KV.SILENT.>", func(*nats.Msg) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = silent.Unsubscribe() }()
+	q := newStatusWrites(nc, "SILENT")
+	start := time.Now()
+	err = putWait(t, q, "key", statusRecord{Type: events.AddError, Account: "acme", To: "42", State: StateSent})
+	if err == nil {
+		t.Fatal("an unanswered record succeeded")
+	}
+	if took := time.Since(start); took < statusWriteTimeout {
+		t.Errorf("failed after %s, before the timeout %s", took, statusWriteTimeout)
+	}
+	// The late answer finds nothing to answer.
+	if err := nc.Publish(q.inbox+"1", []byte(`{"stream":"KV_SILENT","seq":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.pending) > 0 || q.next != 1 {
+		t.Errorf("after the timeout: %d pending, %d written", len(q.pending), q.next)
+	}
+}
+
+// A refusal by the stream reaches the writer as the record's error.
+func TestStatusWritesReportRefusals(t *testing.T) {
+	srv := natstest.Start(t)
+	nc := srv.Conn(t)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A bucket whose values may be no larger than 16 bytes refuses every record.
+	if _, err := js.CreateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: "TINY", MaxValueSize: 16}); err != nil {
+		t.Fatal(err)
+	}
+	q := newStatusWrites(nc, "TINY")
+	err = putWait(t, q, "key", statusRecord{Type: events.AddError, Account: "acme", To: "42", State: StateSent})
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		t.Fatalf("a refused record: %v, want the server's API error", err)
 	}
 }
