@@ -136,7 +136,7 @@ func seedCenter(tb testing.TB, n int) (*Store, user) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if err := s.catchUp(ctx, u, info.State.LastSeq); err != nil {
+	if err := s.catchUp(ctx, u, info.State.LastSeq, nil); err != nil {
 		tb.Fatal(err)
 	}
 	tb.Logf("seeded %d items in %s", n, time.Since(start).Round(time.Millisecond))

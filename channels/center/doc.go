@@ -27,7 +27,7 @@
 // # Writes
 //
 // Every change of a user's state is a compare-and-set on its revision (kv.Update,
-// again from a fresh read on jetstream.ErrKeyExists), so any number of dispatchers
+// again from a fresh read when the revision is stale), so any number of dispatchers
 // write safely. An add publishes the item's message first, then folds into the
 // state every message of the user above the state's last seq: for each it claims
 // the event id (kv.Create; the first message with an id owns it), counts it in and
@@ -40,13 +40,20 @@
 // the pending entry cleared; a pending entry left by a crash is skipped by pages
 // and finished by the next fold.
 //
-// A Store remembers the state record it last wrote for each recent user
-// (statecache.go) and starts the next write from it instead of a read: the
+// A Store remembers the state record it last wrote (or read for an add) for each
+// recent user (statecache.go) and starts the next write from it instead of a read: the
 // compare-and-set turns a stale copy into a fresh read, so this saves a round trip
-// without trusting the copy. An add's fold first asks for the user's one message
-// after the state's last seq with a single direct get (no subscription); only when
-// that is not the message it has just published (a crash left one, or several
-// writers are at work) does it read a batch.
+// without trusting the copy. An add publishes its message on the condition that the
+// user's newest message is that state's last seq (Nats-Expected-Last-Subject-Sequence,
+// 0 for none; the stream's leader checks it), reading the state first when it
+// remembers none. An accepted publish proves the new message the only one above that
+// seq, so a fold starting from it reads nothing back and counts in the body it holds;
+// the id claim, the compare-and-set, retention and pending deletions run as ever. A
+// refused one (another writer got there first, the copy is stale, the newest message
+// was deleted, a crash left one unfolded) publishes again without the condition, and
+// its fold, like any fold from another seq, asks for the user's one message after the
+// state's last seq with a single direct get (no subscription); only when that is not
+// the message it has just published does it read a batch.
 //
 // Retention is the application's, so the counters see every eviction: each add
 // evicts the oldest items beyond MaxItems or older than MaxAge, and Run sweeps
@@ -67,12 +74,15 @@
 //
 // # Costs
 //
-// An add: a publish, a direct get, an id create and a state write (four round
-// trips; a fifth, the state read, when the Store does not remember the user's
-// state), plus a direct get, a delete and a second state write when it evicts. The
-// direct get costs the server a walk over the messages stored between the user's
-// previous item and this one: the per-subject index knows where a user's messages
-// start and end in a block, not what lies between. A page: a state read and one direct get of about 100 items. Unread: a
+// An add: a publish, an id create and a state write (three round trips; a fourth, the
+// state read, when the Store does not remember the user's state), plus a direct get,
+// a delete and a second state write when it evicts. Checking the publish's condition
+// costs the server a lookup of the subject's last message in its per-subject index.
+// An add whose condition fails costs a second publish, a state read and a direct get
+// more, and that direct get costs the server a walk over the messages stored between
+// the user's previous item and this one: the per-subject index knows where a user's
+// messages start and end in a block, not what lies between. A page: a state read and
+// one direct get of about 100 items. Unread: a
 // state read. Mark read: an id read per id, a state read and a write. Storage: the
 // items, one id key per item stored in the last MaxAge plus a day (about 150 bytes
 // each), and one state record per user. On a cluster (Replicas 3) direct gets may

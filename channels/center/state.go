@@ -239,6 +239,15 @@ func (st *state) UnmarshalBinary(data []byte) error {
 	return nil
 }
 
+// lastOf reads last from an encoded state without decoding the rest.
+func lastOf(data []byte) (uint64, bool) {
+	if len(data) == 0 || data[0] != stateVersion {
+		return 0, false
+	}
+	last, n := binary.Uvarint(data[1:])
+	return last, n > 0
+}
+
 // decoder reads uvarints, remembering the first failure.
 type decoder struct {
 	b   []byte

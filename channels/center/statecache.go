@@ -9,12 +9,13 @@ const (
 	stateCacheBytes = 4 << 20
 )
 
-// stateCache remembers, per user, the state record this Store last wrote
-// and its revision, so that the next write of the same user starts from it instead
-// of a KV get. It is only a guess: every write is a compare-and-set on the
-// revision, so a stale entry (another dispatcher, the HTTP API of another process)
-// costs a failed write and a fresh read, never a wrong state. Reads for the API
-// never use it.
+// stateCache remembers, per user, the state record this Store last wrote (or read
+// for an add) and its revision, so that the next write of the same user starts from
+// it instead of a KV get, and an add knows the user's last folded seq to publish
+// against (see Store.add). It is only a guess: every write is a compare-and-set on
+// the revision, and an add's publish is checked by the stream, so a stale entry
+// (another dispatcher, the HTTP API of another process) costs a failed write and a
+// fresh read, never a wrong state. Reads for the API never use it.
 type stateCache struct {
 	mu      sync.Mutex
 	entries map[user]cachedState
@@ -24,6 +25,7 @@ type stateCache struct {
 type cachedState struct {
 	value []byte // the encoded record, never modified
 	rev   uint64
+	last  uint64 // the record's last, read once
 }
 
 // get returns a private copy of the user's remembered state, if any.
@@ -42,8 +44,21 @@ func (c *stateCache) get(u user) (*state, uint64, bool) {
 	return st, e.rev, true
 }
 
-// put remembers value at rev; an older revision never replaces a newer one.
+// last returns the last seq of the user's remembered state, if any.
+func (c *stateCache) last(u user) (uint64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[u]
+	return e.last, ok
+}
+
+// put remembers value at rev; an older revision never replaces a newer one, and a
+// malformed value is not remembered.
 func (c *stateCache) put(u user, value []byte, rev uint64) {
+	last, ok := lastOf(value)
+	if !ok {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.entries == nil {
@@ -54,7 +69,7 @@ func (c *stateCache) put(u user, value []byte, rev uint64) {
 		return
 	}
 	c.bytes += len(value) - len(old.value)
-	c.entries[u] = cachedState{value: value, rev: rev}
+	c.entries[u] = cachedState{value: value, rev: rev, last: last}
 	for k, e := range c.entries { // any others: a map's order is random enough
 		if len(c.entries) <= stateCacheSize && c.bytes <= stateCacheBytes {
 			break

@@ -162,7 +162,8 @@ func directReply(m *nats.Msg) (storedMsg, string, error) {
 // getNext returns the first message on subject with a sequence of from or more, nil
 // when there is none. It is one request through the connection's shared reply
 // subscription, so unlike getBatch it subscribes nothing: the write path's check for
-// the one message it has just published.
+// the one message it has just published, when its publish could not prove it the
+// only one (see Store.add).
 func (s *Store) getNext(ctx context.Context, subject string, from uint64) (*storedMsg, error) {
 	ctx, cancel := s.bounded(ctx)
 	defer cancel()

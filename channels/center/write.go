@@ -24,18 +24,48 @@ const (
 // load reads the user's state and its revision; a user without one has an empty
 // state at revision 0.
 func (s *Store) load(ctx context.Context, u user) (*state, uint64, error) {
+	value, rev, err := s.loadRecord(ctx, u)
+	if err != nil {
+		return nil, 0, err
+	}
+	st := &state{}
+	if err := st.UnmarshalBinary(value); err != nil {
+		return nil, 0, fmt.Errorf("state of %s: %w", u.stateKey(), err)
+	}
+	return st, rev, nil
+}
+
+// loadRecord reads the user's encoded state and its revision; a user without one
+// has the empty state's record at revision 0.
+func (s *Store) loadRecord(ctx context.Context, u user) ([]byte, uint64, error) {
 	e, err := s.states.Get(ctx, u.stateKey())
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return &state{}, 0, nil
+		value, err := (&state{}).MarshalBinary()
+		return value, 0, err
 	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("read state: %w", err)
 	}
-	st := &state{}
-	if err := st.UnmarshalBinary(e.Value()); err != nil {
-		return nil, 0, fmt.Errorf("state of %s: %w", u.stateKey(), err)
+	return e.Value(), e.Revision(), nil
+}
+
+// knownLast is the last seq of the user's state as this Store knows it: the state
+// it remembers, or else the state read now and remembered, so that the write that
+// follows starts from it without a second read.
+func (s *Store) knownLast(ctx context.Context, u user) (uint64, error) {
+	if last, ok := s.recent.last(u); ok {
+		return last, nil
 	}
-	return st, e.Revision(), nil
+	value, rev, err := s.loadRecord(ctx, u)
+	if err != nil {
+		return 0, err
+	}
+	last, ok := lastOf(value)
+	if !ok {
+		return 0, fmt.Errorf("state of %s: %w", u.stateKey(), errBadState)
+	}
+	s.recent.put(u, value, rev)
+	return last, nil
 }
 
 // update applies fn to the user's state and writes the result back with a
@@ -43,10 +73,11 @@ func (s *Store) load(ctx context.Context, u user) (*state, uint64, error) {
 // starts again from a fresh read. fn reports whether it changed anything; it may run
 // several times, so it must reset whatever it collects.
 //
-// The first try starts from the state this Store last wrote for the user, if it
-// remembers one (see stateCache), which saves a read per write in the common case of
-// one dispatcher writing a user's center. A stale one fails the compare-and-set; an
-// answer of "nothing to change" from it is checked again on a fresh read.
+// The first try starts from the state this Store last wrote (or read for an add)
+// for the user, if it remembers one (see stateCache), which saves a read per write
+// in the common case of one dispatcher writing a user's center. A stale one fails
+// the compare-and-set; an answer of "nothing to change" from it is checked again on
+// a fresh read.
 func (s *Store) update(ctx context.Context, u user, fn func(ctx context.Context, st *state) (bool, error)) (*state, error) {
 	for fresh := false; ; {
 		var st *state
@@ -90,7 +121,9 @@ func (s *Store) update(ctx context.Context, u user, fn func(ctx context.Context,
 		case err == nil:
 			s.recent.put(u, value, next)
 			return st, nil
-		case errors.Is(err, jetstream.ErrKeyExists): // another writer: again
+		// Another writer: again. A replicated bucket reports a stale revision as
+		// ErrKeyRevisionMismatch only (error code 10164, not 10071).
+		case errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyRevisionMismatch):
 			s.recent.forget(u)
 			fresh = true
 			if ctx.Err() != nil {
@@ -108,16 +141,58 @@ func (s *Store) update(ctx context.Context, u user, fn func(ctx context.Context,
 // crash between the two writes leaves a message the next fold counts in, and a
 // redelivered event publishes a second message that the fold recognises by its
 // event id and deletes, so an event is one item however often it comes.
+//
+// The message is published on the condition that the user's newest message is the
+// state's last seq (Nats-Expected-Last-Subject-Sequence; 0 expects none), checked by
+// the stream's leader. When the stream accepts it, no message of the user lies
+// between that seq and this one, so the fold has nothing to read: it counts in the
+// body it holds. Finding the user's next message costs the server a walk over every
+// message stored since the user's previous one (its per-subject index knows where a
+// user's messages are, not what lies between), which on a stream of interleaved
+// users was most of its work for an add. When the condition fails (another writer
+// got there first, this Store's copy of the state is stale, or the newest message
+// was deleted: a redelivery's duplicate, an item deleted through the API, or a
+// crash left one unfolded), the message is published without it and the fold reads
+// what it must.
 func (s *Store) add(ctx context.Context, u user, body []byte) error {
-	ack, err := s.js.Publish(ctx, u.subject(), body)
+	after, err := s.knownLast(ctx, u)
 	if err != nil {
+		return err
+	}
+	ack, err := s.js.Publish(ctx, u.subject(), body, jetstream.WithExpectLastSequencePerSubject(after))
+	if err == nil {
+		return s.catchUp(ctx, u, ack.Sequence, &proven{after: after, msg: storedMsg{seq: ack.Sequence, subject: u.subject(), data: body}})
+	}
+	if !wrongLastSequence(err) {
 		return fmt.Errorf("publish item: %w", err)
 	}
-	return s.catchUp(ctx, u, ack.Sequence)
+	// Start from a fresh read: it costs one get, where a stale copy would cost a fold
+	// of items counted in already and a failed write.
+	s.recent.forget(u)
+	if ack, err = s.js.Publish(ctx, u.subject(), body); err != nil {
+		return fmt.Errorf("publish item: %w", err)
+	}
+	return s.catchUp(ctx, u, ack.Sequence, nil)
 }
 
-// catchUp folds the user's items into the state until it covers seq.
-func (s *Store) catchUp(ctx context.Context, u user, seq uint64) error {
+// proven is what an accepted conditional publish tells: msg is the user's only
+// message above after.
+type proven struct {
+	after uint64
+	msg   storedMsg
+}
+
+// wrongLastSequence reports the stream's refusal of a conditional publish: error
+// code 10071, or 10164 from a replicated stream with a write of the subject in flight.
+func wrongLastSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// catchUp folds the user's items into the state until it covers seq. known, if not
+// nil, is what the publish of seq proved (see add).
+func (s *Store) catchUp(ctx context.Context, u user, seq uint64, known *proven) error {
 	for wait := time.Millisecond; ; {
 		var added, evicted []storedMsg
 		var before uint64
@@ -131,7 +206,7 @@ func (s *Store) catchUp(ctx context.Context, u user, seq uint64) error {
 				return false, err
 			}
 			var err error
-			if added, err = s.fold(ctx, u, st, seq); err != nil {
+			if added, err = s.fold(ctx, u, st, seq, known); err != nil {
 				return false, err
 			}
 			if evicted, err = s.trim(ctx, u, st); err != nil {
@@ -167,20 +242,19 @@ func (s *Store) catchUp(ctx context.Context, u user, seq uint64) error {
 // returns the items it added. A message whose event id already belongs to an
 // earlier item is a redelivery: it is deleted before the state says it is folded in.
 //
-// upTo is the message the caller published. Mostly it is the only one not folded in
-// yet, which one single get finds out (no subscription, one reply); only when older
-// ones wait (a writer crashed, or several write at once) does a batch read them.
-func (s *Store) fold(ctx context.Context, u user, st *state, upTo uint64) ([]storedMsg, error) {
-	next, err := s.getNext(ctx, u.subject(), st.last+1)
-	if err != nil || next == nil {
+// upTo is the message the caller published. When its publish proved it the only
+// message above st.last (known), nothing is read. Otherwise it is mostly still the
+// only one not folded in yet, which one single get finds out (no subscription, one
+// reply); only when older ones wait (a writer crashed, or several write at once)
+// does a batch read them. A retry from a fresher state than the proof's takes this
+// path too.
+func (s *Store) fold(ctx context.Context, u user, st *state, upTo uint64, known *proven) ([]storedMsg, error) {
+	msgs, err := s.unfolded(ctx, u, st, upTo, known)
+	if err != nil || len(msgs) == 0 {
 		return nil, err
 	}
-	msgs := []storedMsg{*next}
-	if next.seq < upTo {
-		if msgs, _, err = s.getBatch(ctx, u.subject(), st.last+1, foldBatch); err != nil || len(msgs) == 0 {
-			return nil, err
-		}
-	}
+	// The id claim runs on every path: a redelivery of an event folded in already
+	// passes the publish's condition like any new event.
 	owners, err := s.claimIDs(ctx, u, msgs)
 	if err != nil {
 		return nil, err
@@ -204,6 +278,23 @@ func (s *Store) fold(ctx context.Context, u user, st *state, upTo uint64) ([]sto
 		s.log.Debug("center dropped redelivered items", "account", u.account, "user", u.user, "count", len(duplicates))
 	}
 	return added, nil
+}
+
+// unfolded returns the user's messages above st.last, in order: all of them up to
+// upTo at least, up to foldBatch of them.
+func (s *Store) unfolded(ctx context.Context, u user, st *state, upTo uint64, known *proven) ([]storedMsg, error) {
+	if known != nil && known.after == st.last {
+		return []storedMsg{known.msg}, nil
+	}
+	next, err := s.getNext(ctx, u.subject(), st.last+1)
+	if err != nil || next == nil {
+		return nil, err
+	}
+	if next.seq >= upTo {
+		return []storedMsg{*next}, nil
+	}
+	msgs, _, err := s.getBatch(ctx, u.subject(), st.last+1, foldBatch)
+	return msgs, err
 }
 
 // claimIDs records, for each event id among msgs, the item that owns it: the first
