@@ -14,8 +14,8 @@ import (
 // A durable event is acknowledged only once the status records of its deliveries
 // are stored: a sent record is the delivery's idempotency record, and an event
 // acknowledged before it would be sent again after a crash. Here the records go to
-// a subject where the test holds them; the event stays unacknowledged on every
-// channel until the test stores them in the real bucket.
+// a subject where the test holds each a moment: the event stays unacknowledged on
+// the record's channel until the test stores the record in the real bucket.
 func TestDurableEventAcknowledgedOnlyAfterItsRecords(t *testing.T) {
 	srv := natstest.Start(t)
 	r := &rig{srv: srv, nc: srv.Conn(t)}
@@ -35,17 +35,6 @@ func TestDurableEventAcknowledgedOnlyAfterItsRecords(t *testing.T) {
 	r.prepare = func(d *Dispatcher) { d.statusWrites = newStatusWrites(d.nc, "HELD") }
 	r.startDispatcher(t, nil)
 
-	r.publishJS(t, "notify.acme.42.add_error", "held-1", addError)
-	channels := Routes["add_error"]
-	var records []*nats.Msg
-	for range channels {
-		select {
-		case m := <-held:
-			records = append(records, m)
-		case <-time.After(waitLong):
-			t.Fatalf("%d of %d status records written", len(records), len(channels))
-		}
-	}
 	ackPending := func(consumer string) (int, uint64) {
 		info, err := r.js.Consumer(t.Context(), StreamName, consumer)
 		if err != nil {
@@ -54,15 +43,23 @@ func TestDurableEventAcknowledgedOnlyAfterItsRecords(t *testing.T) {
 		ci := info.CachedInfo()
 		return ci.NumAckPending, ci.NumPending
 	}
-	time.Sleep(100 * time.Millisecond) // an acknowledgement that did not wait would be in by now
-	for _, name := range channels {
-		if n, _ := ackPending(name); n != 1 {
-			t.Errorf("%s: %d unacknowledged while its record is not stored, want 1", name, n)
+	r.publishJS(t, "notify.acme.42.add_error", "held-1", addError)
+	channels := Routes["add_error"]
+	for range channels {
+		var m *nats.Msg
+		select {
+		case m = <-held:
+		case <-time.After(waitLong):
+			t.Fatal("a status record was not written")
 		}
-	}
-
-	for _, m := range records {
 		key := strings.TrimPrefix(m.Subject, "$KV.HELD.")
+		channel := strings.Split(key, ".")[1]
+		time.Sleep(100 * time.Millisecond) // an acknowledgement that did not wait would be in by now
+		if n, _ := ackPending(channel); n != 1 {
+			t.Errorf("%s: %d unacknowledged while its record is not stored, want 1", channel, n)
+		}
+		// Store the record in the real bucket, with its reply subject: the dispatcher
+		// hears the bucket's own acknowledgement.
 		if err := r.nc.PublishRequest("$KV."+StatusBucket+"."+key, m.Reply, m.Data); err != nil {
 			t.Fatal(err)
 		}

@@ -56,8 +56,9 @@ func putWait(t *testing.T, q *statusWrites, key string, rec statusRecord) error 
 	return err
 }
 
-// Many writers at once: each is told its own record is stored only once it is,
-// every record is there, and nothing is left waiting.
+// Many writers at once (most of them queued while a batch is out): each is told its
+// own record is stored only once it is, every record is there, and nothing is left
+// waiting.
 func TestStatusWritesStoreEveryRecordOfConcurrentWriters(t *testing.T) {
 	srv := natstest.Start(t)
 	nc := srv.Conn(t)
@@ -95,8 +96,8 @@ func TestStatusWritesStoreEveryRecordOfConcurrentWriters(t *testing.T) {
 	wg.Wait()
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.pending) > 0 {
-		t.Errorf("after the writers: %d records still pending", len(q.pending))
+	if len(q.queue) > 0 || q.out != nil {
+		t.Errorf("after the writers: %d queued, batch out %v", len(q.queue), q.out != nil)
 	}
 }
 
@@ -115,25 +116,41 @@ func TestStatusWritesFailWithoutBucket(t *testing.T) {
 	}
 }
 
-// A record the server never answers fails once it outstays statusWriteTimeout,
-// and a late answer after that changes nothing.
+// A record the server never answers fails once it outstays statusWriteTimeout, the
+// record queued behind it goes out then, and a late answer changes nothing.
 func TestStatusWritesFailUnansweredRecords(t *testing.T) {
 	srv := natstest.Start(t)
 	nc := srv.Conn(t)
-	// A bucket that takes the publish and never answers: a plain subscriber.
-	silent, err := nc.Subscribe("$KV.SILENT.>", func(*nats.Msg) {})
+	// A bucket that never answers its first record and answers the others.
+	var seen atomic.Int32
+	bucket, err := nc.Subscribe("$KV.SILENT.>", func(m *nats.Msg) {
+		if seen.Add(1) > 1 {
+			_ = m.Respond([]byte(`{"stream":"KV_SILENT","seq":2}`))
+		}
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = silent.Unsubscribe() }()
+	defer func() { _ = bucket.Unsubscribe() }()
 	q := newStatusWrites(nc, "SILENT")
+	rec := statusRecord{Type: events.AddError, Account: "acme", To: "42", State: StateSent}
 	start := time.Now()
-	err = putWait(t, q, "key", statusRecord{Type: events.AddError, Account: "acme", To: "42", State: StateSent})
-	if err == nil {
+	first, second := make(chan error, 1), make(chan error, 1)
+	q.put("first", rec, func(err error) { first <- err })
+	q.put("second", rec, func(err error) { second <- err })
+	select {
+	case err := <-second:
+		t.Fatalf("the second record was answered (%v) while the first was out", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if err := <-first; err == nil {
 		t.Fatal("an unanswered record succeeded")
 	}
 	if took := time.Since(start); took < statusWriteTimeout {
 		t.Errorf("failed after %s, before the timeout %s", took, statusWriteTimeout)
+	}
+	if err := <-second; err != nil {
+		t.Errorf("the record after the unanswered one: %v", err)
 	}
 	// The late answer finds nothing to answer.
 	if err := nc.Publish(q.inbox+"1", []byte(`{"stream":"KV_SILENT","seq":1}`)); err != nil {
@@ -144,8 +161,8 @@ func TestStatusWritesFailUnansweredRecords(t *testing.T) {
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.pending) > 0 || q.next != 1 {
-		t.Errorf("after the timeout: %d pending, %d written", len(q.pending), q.next)
+	if len(q.queue) > 0 || q.out != nil || q.batches != 2 {
+		t.Errorf("after the timeout: %d queued, batch out %v, %d batches", len(q.queue), q.out != nil, q.batches)
 	}
 }
 
