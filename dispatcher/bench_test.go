@@ -33,7 +33,7 @@ func (nopChannel) Live() bool                                     { return true 
 //
 //	go test -run '^$' -bench RoutePopup -benchmem ./dispatcher/
 func BenchmarkRoutePopup(b *testing.B) {
-	d := benchDispatcher(b)
+	d, _ := benchDispatcher(b)
 	ctx := b.Context()
 	m := &nats.Msg{Subject: "notify.acme.42.show_message", Header: nats.Header{}, Data: []byte(benchPopup)}
 	b.ReportAllocs()
@@ -58,9 +58,9 @@ func BenchmarkDecodePopup(b *testing.B) {
 	}
 }
 
-// benchDispatcher is a dispatcher whose channels do nothing. It is never run: New
-// makes no request, so the server is only there to give it a connection.
-func benchDispatcher(b *testing.B) *Dispatcher {
+// benchDispatcher is a dispatcher whose channels do nothing, on a server of its own.
+// New makes no request: until Run the server is only there to give it a connection.
+func benchDispatcher(b *testing.B) (*Dispatcher, *natstest.Server) {
 	b.Helper()
 	srv := natstest.Start(b)
 	var chans []channels.Channel
@@ -71,7 +71,7 @@ func benchDispatcher(b *testing.B) *Dispatcher {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return d
+	return d, srv
 }
 
 // BenchmarkDurable routes add_error events through the durable path: NOTIFY, the four
@@ -83,15 +83,7 @@ func benchDispatcher(b *testing.B) *Dispatcher {
 //
 //	go test -run '^$' -bench Durable -benchmem ./dispatcher/
 func BenchmarkDurable(b *testing.B) {
-	srv := natstest.Start(b)
-	var chans []channels.Channel
-	for _, name := range requiredChannels() {
-		chans = append(chans, nopChannel(name))
-	}
-	d, err := New(srv.Conn(b), Config{Channels: chans})
-	if err != nil {
-		b.Fatal(err)
-	}
+	d, srv := benchDispatcher(b)
 	ctx, cancel := context.WithCancel(b.Context())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()

@@ -191,16 +191,7 @@ func TestUsersAndAccountsAreIsolated(t *testing.T) {
 		"globex/42": "own-globex-42,same-id",
 	}
 	wantUnread := map[string]int64{"acme/42": 0, "acme/43": 2, "globex/42": 2}
-	for _, u := range users {
-		key := u[0] + "/" + u[1]
-		if got := ids(r.all(t, u[0], u[1], 50)); got != want[key] {
-			t.Errorf("%s has %s, want %s", key, got, want[key])
-		}
-		if n := r.unread(t, u[0], u[1]); n != wantUnread[key] {
-			t.Errorf("%s unread %d, want %d", key, n, wantUnread[key])
-		}
-		r.checkState(t, u[0], u[1])
-	}
+	r.expectCenters(t, users, want, wantUnread)
 }
 
 func TestSendRefusesWhatIsNoItem(t *testing.T) {

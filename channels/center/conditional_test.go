@@ -76,16 +76,7 @@ func TestAddsReadNothingBack(t *testing.T) {
 		"globex/42": "globex-42-d,globex-42-c,globex-42-b,globex-42-a",
 	}
 	wantUnread := map[string]int64{"acme/42": 6, "acme/43": 4, "globex/42": 4}
-	for _, u := range users {
-		key := u[0] + "/" + u[1]
-		if got := ids(r.all(t, u[0], u[1], 50)); got != want[key] {
-			t.Errorf("%s has %s, want %s", key, got, want[key])
-		}
-		if n := r.unread(t, u[0], u[1]); n != wantUnread[key] {
-			t.Errorf("%s unread %d, want %d", key, n, wantUnread[key])
-		}
-		r.checkState(t, u[0], u[1])
-	}
+	r.expectCenters(t, users, want, wantUnread)
 }
 
 // A redelivery of an event folded in already passes the publish's condition (the

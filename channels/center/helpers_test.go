@@ -152,6 +152,22 @@ func (r *rig) checkState(t *testing.T, account, user string) {
 	}
 }
 
+// expectCenters checks, for each account/user pair, the ids of its items newest
+// first (want, keyed "account/user"), its unread count and its stored state.
+func (r *rig) expectCenters(t *testing.T, users [][2]string, want map[string]string, wantUnread map[string]int64) {
+	t.Helper()
+	for _, u := range users {
+		key := u[0] + "/" + u[1]
+		if got := ids(r.all(t, u[0], u[1], 50)); got != want[key] {
+			t.Errorf("%s has %s, want %s", key, got, want[key])
+		}
+		if n := r.unread(t, u[0], u[1]); n != wantUnread[key] {
+			t.Errorf("%s unread %d, want %d", key, n, wantUnread[key])
+		}
+		r.checkState(t, u[0], u[1])
+	}
+}
+
 // flush waits until the frames the rig's store published have reached the server.
 func (r *rig) flush(t *testing.T) {
 	t.Helper()
