@@ -82,13 +82,13 @@
 // more, and that direct get costs the server a walk over the messages stored between
 // the user's previous item and this one: the per-subject index knows where a user's
 // messages start and end in a block, not what lies between. A page: a state read and
-// one direct get of about 100 items. Unread: a
-// state read. Mark read: an id read per id, a state read and a write. Storage: the
-// items, one id key per item stored in the last MaxAge plus a day (about 150 bytes
-// each), and one state record per user. On a cluster (Replicas 3) direct gets may
-// be answered by a replica a moment behind its leader: a page may miss an item
-// added in that moment (its added frame still reaches the tabs), and the write path
-// asks the leader where it matters (evictions, deletes).
+// one direct get of about 100 items. Unread: a state read. Mark read: an id read
+// per id, a state read and a write. Storage: the items, one id key per item stored
+// in the last MaxAge plus a day (about 150 bytes each), and one state record per
+// user. On a cluster (Replicas 3) direct gets may be answered by a replica a moment
+// behind its leader: a page may miss an item added in that moment (its added frame
+// still reaches the tabs), and the write path asks the leader where it matters
+// (evictions, deletes).
 //
 // # Imports
 //
