@@ -38,8 +38,9 @@ func TestStatusRecordJSONIsEncodingJSONs(t *testing.T) {
 	}
 }
 
-// putWait is put for a test: it returns once done has run, and checks that done
-// runs exactly once.
+// putWait is put for a test: it returns once done has run. When the test ends it
+// checks that done ran exactly once: by then nothing is queued or out, so no answer
+// is left that could call it again.
 func putWait(t *testing.T, q *statusWrites, key string, rec statusRecord) error {
 	t.Helper()
 	var calls atomic.Int32
@@ -48,12 +49,15 @@ func putWait(t *testing.T, q *statusWrites, key string, rec statusRecord) error 
 		calls.Add(1)
 		result <- err
 	})
-	err := <-result
-	time.Sleep(10 * time.Millisecond) // a second call would come now
-	if n := calls.Load(); n != 1 {
-		t.Errorf("done ran %d times for %s", n, key)
-	}
-	return err
+	t.Cleanup(func() {
+		q.mu.Lock()
+		idle := q.out == nil && len(q.queue) == 0
+		q.mu.Unlock()
+		if n := calls.Load(); n != 1 || !idle {
+			t.Errorf("done ran %d times for %s (writes idle: %v)", n, key, idle)
+		}
+	})
+	return <-result
 }
 
 // Many writers at once (most of them queued while a batch is out): each is told its
