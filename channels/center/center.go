@@ -30,6 +30,9 @@ type Store struct {
 	directGet string // the stream's direct get subject
 	getAPI    string // the stream leader's message get subject
 	deleteAPI string // the stream's message delete subject
+	pub       *publisher
+	idPut     string // the id bucket's put subject prefix: $KV.<bucket>.
+	statePut  string // the state bucket's
 	recent    stateCache
 	log       *slog.Logger
 }
@@ -57,6 +60,9 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		directGet: "$JS.API.DIRECT.GET." + StreamName,
 		getAPI:    "$JS.API.STREAM.MSG.GET." + StreamName,
 		deleteAPI: "$JS.API.STREAM.MSG.DELETE." + StreamName,
+		pub:       newPublisher(cfg.Conn),
+		idPut:     "$KV." + IDBucket + ".",
+		statePut:  "$KV." + StateBucket + ".",
 		log:       cfg.Logger.With("channel", channels.Center),
 	}
 	if err := s.provision(ctx); err != nil {

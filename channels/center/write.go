@@ -113,17 +113,18 @@ func (s *Store) update(ctx context.Context, u user, fn func(ctx context.Context,
 		}
 		var next uint64
 		if rev == 0 {
+			// The bucket's create: it also takes the place of a deleted record.
 			next, err = s.states.Create(ctx, u.stateKey(), value)
 		} else {
-			next, err = s.states.Update(ctx, u.stateKey(), value, rev)
+			next, err = s.pub.publish(ctx, s.statePut+u.stateKey(), value, &rev)
 		}
 		switch {
 		case err == nil:
 			s.recent.put(u, value, next)
 			return st, nil
-		// Another writer: again. A replicated bucket reports a stale revision as
-		// ErrKeyRevisionMismatch only (error code 10164, not 10071).
-		case errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+		// Another writer: again. A replicated bucket reports a stale revision with
+		// error code 10164, not 10071.
+		case wrongLastSequence(err), errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyRevisionMismatch):
 			s.recent.forget(u)
 			fresh = true
 			if ctx.Err() != nil {
@@ -159,9 +160,9 @@ func (s *Store) add(ctx context.Context, u user, body []byte) error {
 	if err != nil {
 		return err
 	}
-	ack, err := s.js.Publish(ctx, u.subject(), body, jetstream.WithExpectLastSequencePerSubject(after))
+	seq, err := s.pub.publish(ctx, u.subject(), body, &after)
 	if err == nil {
-		return s.catchUp(ctx, u, ack.Sequence, &proven{after: after, msg: storedMsg{seq: ack.Sequence, subject: u.subject(), data: body}})
+		return s.catchUp(ctx, u, seq, &proven{after: after, msg: storedMsg{seq: seq, subject: u.subject(), data: body}})
 	}
 	if !wrongLastSequence(err) {
 		return fmt.Errorf("publish item: %w", err)
@@ -169,10 +170,10 @@ func (s *Store) add(ctx context.Context, u user, body []byte) error {
 	// Start from a fresh read: it costs one get, where a stale copy would cost a fold
 	// of items counted in already and a failed write.
 	s.recent.forget(u)
-	if ack, err = s.js.Publish(ctx, u.subject(), body); err != nil {
+	if seq, err = s.pub.publish(ctx, u.subject(), body, nil); err != nil {
 		return fmt.Errorf("publish item: %w", err)
 	}
-	return s.catchUp(ctx, u, ack.Sequence, nil)
+	return s.catchUp(ctx, u, seq, nil)
 }
 
 // proven is what an accepted conditional publish tells: msg is the user's only
@@ -343,7 +344,16 @@ func (s *Store) claimIDs(ctx context.Context, u user, msgs []storedMsg) (map[str
 
 // claimID creates key for seq, or returns the seq that holds it already.
 func (s *Store) claimID(ctx context.Context, key string, seq uint64) (uint64, error) {
-	_, err := s.ids.Create(ctx, key, formatSeq(seq))
+	none := uint64(0)
+	_, err := s.pub.publish(ctx, s.idPut+key, formatSeq(seq), &none)
+	if err == nil {
+		return seq, nil
+	}
+	if !wrongLastSequence(err) {
+		return 0, fmt.Errorf("claim id: %w", err)
+	}
+	// The key is held, or only its delete marker is: the bucket's create tells.
+	_, err = s.ids.Create(ctx, key, formatSeq(seq))
 	if err == nil {
 		return seq, nil
 	}
