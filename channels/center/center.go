@@ -60,11 +60,11 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		directGet: "$JS.API.DIRECT.GET." + StreamName,
 		getAPI:    "$JS.API.STREAM.MSG.GET." + StreamName,
 		deleteAPI: "$JS.API.STREAM.MSG.DELETE." + StreamName,
-		pub:       newPublisher(cfg.Conn),
 		idPut:     "$KV." + IDBucket + ".",
 		statePut:  "$KV." + StateBucket + ".",
 		log:       cfg.Logger.With("channel", channels.Center),
 	}
+	s.pub = newPublisher(cfg.Conn, s.log)
 	if err := s.provision(ctx); err != nil {
 		return nil, fmt.Errorf("center: provision: %w", err)
 	}

@@ -48,9 +48,7 @@ func addedFrame(item json.RawMessage, unread int64) []byte {
 // publish sends a frame to the user's open tabs. Nobody connected is not an error,
 // and a lost frame costs nothing lasting: tabs resync with resume and the API.
 func (s *Store) publish(u user, frame []byte) {
-	if err := s.nc.Publish(channels.UISubject(u.account, u.user), frame); err != nil {
-		s.log.Warn("publish center frame", "account", u.account, "user", u.user, "error", err)
-	}
+	s.pub.post(channels.UISubject(u.account, u.user), frame)
 }
 
 func (s *Store) publishJSON(u user, v any) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 	"time"
@@ -22,7 +23,9 @@ import (
 // batches, one batch out at a time: those that come while one is out wait for it
 // to be answered and go out together, which its last acknowledgement starts. An
 // idle store sends at once; a busy one sends in few large writes. A batch that is
-// not answered within batchGate does not hold up the next.
+// not answered within batchGate does not hold up the next. The center's frames
+// (post) ride along in the same queue, so they leave in the writes of the batches
+// and in the order they came.
 //
 // Each publish has a reply subject of its own under one subscription made once,
 // and its caller waits for its acknowledgement, read without encoding/json when it
@@ -31,6 +34,7 @@ import (
 type publisher struct {
 	nc    *nats.Conn
 	inbox string // the acknowledgement of publish n comes to <inbox>n
+	log   *slog.Logger
 
 	subOnce sync.Once
 	subErr  error
@@ -44,7 +48,8 @@ type publisher struct {
 	gate    *time.Timer         // opens the next batch when the one out is late
 }
 
-// publish is one message waiting for its acknowledgement.
+// publish is one message waiting for its acknowledgement, or (token empty) a core
+// message that rides along with the next batch: a frame for the user's tabs.
 type publish struct {
 	msg   *nats.Msg
 	token string
@@ -70,8 +75,8 @@ const (
 	noResponderWait    = 250 * time.Millisecond
 )
 
-func newPublisher(nc *nats.Conn) *publisher {
-	p := &publisher{nc: nc, inbox: nc.NewInbox() + ".", waiting: make(map[string]*publish)}
+func newPublisher(nc *nats.Conn, log *slog.Logger) *publisher {
+	p := &publisher{nc: nc, inbox: nc.NewInbox() + ".", log: log, waiting: make(map[string]*publish)}
 	p.gate = time.AfterFunc(time.Hour, p.late)
 	p.gate.Stop()
 	return p
@@ -118,14 +123,8 @@ func (p *publisher) request(ctx context.Context, msg *nats.Msg) (uint64, error) 
 	pub.token = strconv.FormatUint(p.tokens, 10)
 	msg.Reply = p.inbox + pub.token
 	p.waiting[pub.token] = pub
-	var batch []*publish
-	if p.left == 0 {
-		batch = p.startLocked([]*publish{pub})
-	} else {
-		p.queue = append(p.queue, pub)
-	}
+	p.enqueueLocked(pub)
 	p.mu.Unlock()
-	p.send(batch)
 	var r ackResult
 	select {
 	case r = <-pub.done:
@@ -140,22 +139,52 @@ func (p *publisher) request(ctx context.Context, msg *nats.Msg) (uint64, error) 
 	return parseAck(r.msg)
 }
 
-// startLocked makes pubs the batch out and returns them, for sending.
-func (p *publisher) startLocked(pubs []*publish) []*publish {
-	p.batch++
-	p.left = len(pubs)
-	for _, pub := range pubs {
-		pub.batch = p.batch
-	}
-	p.gate.Reset(batchGate)
-	return pubs
+// post sends a core message (no acknowledgement) with the next batch when one is
+// out, else at once: the center's frames follow its writes and share their writes
+// too. Posts and publishes leave in the order they came.
+func (p *publisher) post(subject string, data []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.enqueueLocked(&publish{msg: &nats.Msg{Subject: subject, Data: data}})
 }
 
-// send writes a batch; a publish the connection refuses is answered with that error.
-func (p *publisher) send(batch []*publish) {
-	for _, pub := range batch {
-		if err := p.nc.PublishMsg(pub.msg); err != nil {
-			p.answered(pub.token, ackResult{err: err})
+// enqueueLocked sends pub at once when no batch is out, else queues it for the next.
+func (p *publisher) enqueueLocked(pub *publish) {
+	p.queue = append(p.queue, pub)
+	if p.left == 0 {
+		p.sendLocked()
+	}
+}
+
+// sendLocked makes the queue the batch out and writes it, while no batch is out
+// and anything waits. Only publishes with a token wait for an acknowledgement; a
+// batch without any is written and done. A publish the connection refuses is
+// answered with that error. The writes are made under p.mu so that nothing
+// overtakes them.
+func (p *publisher) sendLocked() {
+	for p.left == 0 && len(p.queue) > 0 {
+		batch := p.queue
+		p.queue = nil
+		p.batch++
+		for _, pub := range batch {
+			if pub.token != "" {
+				if p.waiting[pub.token] != pub {
+					continue // given up on while it waited
+				}
+				pub.batch = p.batch
+				p.left++
+			}
+			err := p.nc.PublishMsg(pub.msg)
+			switch {
+			case err == nil:
+			case pub.token != "":
+				p.answerLocked(pub, ackResult{err: err})
+			default: // a frame: lost, which costs nothing lasting (see Store.publish)
+				p.log.Warn("publish center frame", "subject", pub.msg.Subject, "error", err)
+			}
+		}
+		if p.left > 0 {
+			p.gate.Reset(batchGate)
 		}
 	}
 }
@@ -164,51 +193,36 @@ func (p *publisher) send(batch []*publish) {
 // counts it in its batch. The answer that completes the batch out sends the next.
 func (p *publisher) answered(token string, r ackResult) {
 	p.mu.Lock()
-	pub := p.waiting[token]
-	if pub == nil {
-		p.mu.Unlock()
-		return
+	defer p.mu.Unlock()
+	if pub := p.waiting[token]; pub != nil {
+		p.answerLocked(pub, r)
+		if p.left == 0 {
+			p.sendLocked()
+		}
 	}
-	delete(p.waiting, token)
-	var next []*publish
+}
+
+// answerLocked gives pub its answer and counts it in its batch.
+func (p *publisher) answerLocked(pub *publish, r ackResult) {
+	delete(p.waiting, pub.token)
 	if pub.batch == p.batch && p.left > 0 {
 		p.left--
 		if p.left == 0 {
-			next = p.openLocked()
+			p.gate.Stop()
 		}
 	}
-	p.mu.Unlock()
-	pub.done <- r
-	p.send(next)
-}
-
-// openLocked ends the batch out and starts the next with what waits, if anything.
-func (p *publisher) openLocked() []*publish {
-	p.left = 0
-	p.gate.Stop()
-	var queued []*publish
-	for _, pub := range p.queue {
-		if p.waiting[pub.token] == pub { // not given up on
-			queued = append(queued, pub)
-		}
-	}
-	p.queue = nil
-	if len(queued) == 0 {
-		return nil
-	}
-	return p.startLocked(queued)
+	pub.done <- r // buffered, and answered once
 }
 
 // late sends the next batch when the one out was not answered within batchGate;
 // its answers still reach their callers when they come.
 func (p *publisher) late() {
 	p.mu.Lock()
-	var next []*publish
+	defer p.mu.Unlock()
 	if p.left > 0 {
-		next = p.openLocked()
+		p.left = 0
+		p.sendLocked()
 	}
-	p.mu.Unlock()
-	p.send(next)
 }
 
 // acknowledged passes an acknowledgement to its publish.

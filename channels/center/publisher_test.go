@@ -3,6 +3,7 @@ package center
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strconv"
 	"sync"
 	"testing"
@@ -112,7 +113,7 @@ func TestPublisherOnARealStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newPublisher(srv.Conn(t))
+	p := newPublisher(srv.Conn(t), slog.New(slog.DiscardHandler))
 	stored := func(seq uint64, subject, data string) {
 		t.Helper()
 		m, err := stream.GetMsg(ctx, seq)
@@ -347,7 +348,7 @@ func withoutGate(p *publisher) {
 func TestPublisherQueuesBehindTheBatchOut(t *testing.T) {
 	srv := natstest.Start(t)
 	f := startFakeStream(t, srv, func(data string) bool { return data == "1" })
-	p := newPublisher(srv.Conn(t))
+	p := newPublisher(srv.Conn(t), slog.New(slog.DiscardHandler))
 	withoutGate(p)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
@@ -401,7 +402,7 @@ func TestPublisherQueuesBehindTheBatchOut(t *testing.T) {
 func TestPublisherGateSendsPastALateBatch(t *testing.T) {
 	srv := natstest.Start(t)
 	f := startFakeStream(t, srv, func(data string) bool { return data == "1" })
-	p := newPublisher(srv.Conn(t))
+	p := newPublisher(srv.Conn(t), slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 
@@ -436,7 +437,7 @@ func TestPublisherGateSendsPastALateBatch(t *testing.T) {
 func TestPublisherCallerGivingUpInTheQueue(t *testing.T) {
 	srv := natstest.Start(t)
 	f := startFakeStream(t, srv, func(data string) bool { return data == "1" })
-	p := newPublisher(srv.Conn(t))
+	p := newPublisher(srv.Conn(t), slog.New(slog.DiscardHandler))
 	withoutGate(p)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
@@ -486,7 +487,7 @@ func TestPublisherCallerGivingUpInTheQueue(t *testing.T) {
 func TestPublisherLostAnswer(t *testing.T) {
 	srv := natstest.Start(t)
 	f := startFakeStream(t, srv, func(data string) bool { return data == "1" })
-	p := newPublisher(srv.Conn(t))
+	p := newPublisher(srv.Conn(t), slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 
@@ -534,7 +535,7 @@ func TestPublisherLostAnswer(t *testing.T) {
 // appears before the next try.
 func TestPublisherRetriesNoResponders(t *testing.T) {
 	srv := natstest.Start(t)
-	p := newPublisher(srv.Conn(t))
+	p := newPublisher(srv.Conn(t), slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 
@@ -567,4 +568,47 @@ func TestPublisherRetriesNoResponders(t *testing.T) {
 		t.Fatal(err)
 	}
 	ownAnswer(t, result(t, out))
+}
+
+// A post while no batch is out goes at once; posts while one is out wait in the
+// queue with the publishes, nothing of them sent, and go out with the next batch in
+// the order they came.
+func TestPublisherPostsRideWithTheNextBatch(t *testing.T) {
+	srv := natstest.Start(t)
+	f := startFakeStream(t, srv, func(data string) bool { return data == "1" })
+	p := newPublisher(srv.Conn(t), slog.New(slog.DiscardHandler))
+	withoutGate(p)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+
+	p.post("fake.frame", []byte("frame-0"))
+	if a := f.next(t); a.data != "frame-0" {
+		t.Fatalf("first message %q, want frame-0 sent at once", a.data)
+	}
+	first := startPublish(ctx, p, 1)
+	if a := f.next(t); a.data != "1" {
+		t.Fatalf("message %q, want 1", a.data)
+	}
+	p.post("fake.frame", []byte("frame-1"))
+	second := startPublish(ctx, p, 2)
+	waitLocked(t, p, "the publish queued behind the post", func() bool { return len(p.queue) == 2 })
+	p.post("fake.frame", []byte("frame-2"))
+	if before := f.marker(t, p.nc); len(before) != 0 {
+		t.Errorf("%d queued messages reached the stream while the batch out was unanswered", len(before))
+	}
+
+	f.release(t, "1")
+	ownAnswer(t, result(t, first))
+	for _, want := range []string{"frame-1", "2", "frame-2"} {
+		a := f.next(t)
+		if a.data != want || a.released != 1 {
+			t.Errorf("message %q (after %d answers released), want %q after the batch out was answered", a.data, a.released, want)
+		}
+	}
+	ownAnswer(t, result(t, second))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.left != 0 || len(p.queue) != 0 || len(p.waiting) != 0 {
+		t.Errorf("after all answers: %d unanswered, %d queued, %d waiting; want none", p.left, len(p.queue), len(p.waiting))
+	}
 }
