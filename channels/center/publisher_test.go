@@ -334,6 +334,23 @@ func waitLocked(t *testing.T, p *publisher, what string, cond func() bool) {
 	}
 }
 
+// batchOut starts a publisher whose gate does nothing and one publish, of "1", whose
+// answer the fake stream holds back: the batch out. It returns once "1" arrived.
+func batchOut(t *testing.T) (*fakeStream, *publisher, context.Context, <-chan pubResult) {
+	t.Helper()
+	srv := natstest.Start(t)
+	f := startFakeStream(t, srv, func(data string) bool { return data == "1" })
+	p := newPublisher(srv.Conn(t), slog.New(slog.DiscardHandler))
+	withoutGate(p)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	t.Cleanup(cancel)
+	first := startPublish(ctx, p, 1)
+	if a := f.next(t); a.data != "1" {
+		t.Fatalf("first message %q, want 1", a.data)
+	}
+	return f, p, ctx, first
+}
+
 // withoutGate makes the batch gate of p do nothing, so only the last answer of the
 // batch out sends the next. It must be called before p's first publish.
 func withoutGate(p *publisher) {
@@ -346,17 +363,7 @@ func withoutGate(p *publisher) {
 // and go out together as the next batch when the batch out is answered; each caller
 // gets its own answer.
 func TestPublisherQueuesBehindTheBatchOut(t *testing.T) {
-	srv := natstest.Start(t)
-	f := startFakeStream(t, srv, func(data string) bool { return data == "1" })
-	p := newPublisher(srv.Conn(t), slog.New(slog.DiscardHandler))
-	withoutGate(p)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-
-	first := startPublish(ctx, p, 1)
-	if a := f.next(t); a.data != "1" {
-		t.Fatalf("first message %q, want 1", a.data)
-	}
+	f, p, ctx, first := batchOut(t)
 	const n = 20
 	results := make([]<-chan pubResult, n)
 	for i := range results {
@@ -435,17 +442,7 @@ func TestPublisherGateSendsPastALateBatch(t *testing.T) {
 // A caller that gives up while its publish is queued gets ctx's error at once, and
 // its message is never sent; the others queued with it go out and are answered.
 func TestPublisherCallerGivingUpInTheQueue(t *testing.T) {
-	srv := natstest.Start(t)
-	f := startFakeStream(t, srv, func(data string) bool { return data == "1" })
-	p := newPublisher(srv.Conn(t), slog.New(slog.DiscardHandler))
-	withoutGate(p)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-
-	first := startPublish(ctx, p, 1)
-	if a := f.next(t); a.data != "1" {
-		t.Fatalf("first message %q, want 1", a.data)
-	}
+	f, p, ctx, first := batchOut(t)
 	// The one given up on is queued first, so it would be sent before the others.
 	giveUp, stop := context.WithCancel(ctx)
 	defer stop()
@@ -570,25 +567,11 @@ func TestPublisherRetriesNoResponders(t *testing.T) {
 	ownAnswer(t, result(t, out))
 }
 
-// A post while no batch is out goes at once; posts while one is out wait in the
-// queue with the publishes, nothing of them sent, and go out with the next batch in
-// the order they came.
+// Posts while a batch is out wait in the queue with the publishes, nothing of them
+// sent, and go out with the next batch in the order they came; a post while no
+// batch is out goes at once.
 func TestPublisherPostsRideWithTheNextBatch(t *testing.T) {
-	srv := natstest.Start(t)
-	f := startFakeStream(t, srv, func(data string) bool { return data == "1" })
-	p := newPublisher(srv.Conn(t), slog.New(slog.DiscardHandler))
-	withoutGate(p)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-
-	p.post("fake.frame", []byte("frame-0"))
-	if a := f.next(t); a.data != "frame-0" {
-		t.Fatalf("first message %q, want frame-0 sent at once", a.data)
-	}
-	first := startPublish(ctx, p, 1)
-	if a := f.next(t); a.data != "1" {
-		t.Fatalf("message %q, want 1", a.data)
-	}
+	f, p, ctx, first := batchOut(t)
 	p.post("fake.frame", []byte("frame-1"))
 	second := startPublish(ctx, p, 2)
 	waitLocked(t, p, "the publish queued behind the post", func() bool { return len(p.queue) == 2 })
@@ -607,8 +590,13 @@ func TestPublisherPostsRideWithTheNextBatch(t *testing.T) {
 	}
 	ownAnswer(t, result(t, second))
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.left != 0 || len(p.queue) != 0 || len(p.waiting) != 0 {
 		t.Errorf("after all answers: %d unanswered, %d queued, %d waiting; want none", p.left, len(p.queue), len(p.waiting))
+	}
+	p.mu.Unlock()
+
+	p.post("fake.frame", []byte("frame-3"))
+	if a := f.next(t); a.data != "frame-3" {
+		t.Errorf("message %q, want frame-3 sent at once with no batch out", a.data)
 	}
 }
