@@ -76,8 +76,8 @@
 //
 // An add: a publish, an id create and a state write (three round trips; a fourth, the
 // state read, when the Store does not remember the user's state). The publishes of
-// all adds go out in batches, one batch out at a time (see publisher), so under load
-// a round trip is shared by many adds. An add that evicts costs a direct get, a
+// all adds, and their frames, go out in batches, one batch out at a time (see
+// publisher), so under load a round trip is shared by many adds. An add that evicts costs a direct get, a
 // delete and a second state write more. Checking the publish's condition
 // costs the server a lookup of the subject's last message in its per-subject index.
 // An add whose condition fails costs a second publish, a state read and a direct get
