@@ -122,9 +122,9 @@ func (s *Store) update(ctx context.Context, u user, fn func(ctx context.Context,
 		case err == nil:
 			s.recent.put(u, value, next)
 			return st, nil
-		// Another writer: again. A replicated bucket reports a stale revision with
-		// error code 10164, not 10071.
-		case wrongLastSequence(err), errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+		// Another writer: again. The stream refuses a stale revision with error code
+		// 10071, or 10164 when replicated; the bucket's create wraps the same error.
+		case wrongLastSequence(err):
 			s.recent.forget(u)
 			fresh = true
 			if ctx.Err() != nil {
